@@ -1,0 +1,90 @@
+# Q16 Curator: run, test and maintenance targets.
+#
+#   make run    start the embedded stack (SQLite, embedded Redis, one Celery worker, web)
+#   make test   start the test services (PostgreSQL, Redis, Chromium) and run pytest
+#   make help   list every target
+#
+# The virtual environment lives in .venv and is created on first use; the project is
+# (re)installed into it whenever pyproject.toml is newer than .venv/.installed.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The interpreter that creates .venv (the project needs Python >= 3.11).
+PYTHON ?= $(firstword $(shell command -v python3.11 python3.12 python3.13 python3 2>/dev/null) python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+# Extra arguments for pytest, e.g. make test PYTEST_ARGS="-k review -x"
+PYTEST_ARGS ?=
+
+# What `make test` gives the test suite. pytest-django creates and drops `test_q16`.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/q16
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+TEST_SECRET_KEY ?= test-secret-key-not-for-production
+TEST_DATA_DIR ?= $(CURDIR)/var/test
+
+.PHONY: help install run test lint bench clean migrate worker web
+
+help: ## List the targets
+	@echo "Q16 Curator targets:"
+	@grep -E '^[a-z][a-z_-]*:.*## ' $(MAKEFILE_LIST) \
+		| awk 'BEGIN {FS = ":.*## "} {printf "  make %-9s %s\n", $$1, $$2}'
+
+# --- Environment ------------------------------------------------------------------------
+
+$(PY):
+	@echo "[q16] creating the virtual environment in $(VENV) with $(PYTHON)"
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+		echo "[q16] $(PYTHON) is older than 3.11; run: make PYTHON=/path/to/python3.11 ..." >&2; \
+		exit 1; }
+	@$(PYTHON) -m venv $(VENV) || { \
+		rm -rf $(VENV); \
+		echo "[q16] '$(PYTHON) -m venv' failed. On Debian/Ubuntu: apt-get install python3-venv" >&2; \
+		exit 1; }
+
+$(STAMP): pyproject.toml | $(PY)
+	@echo "[q16] installing the project into $(VENV) (pip install -e '.[dev]')"
+	$(PIP) install -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## Create .venv and install the project (skipped when up to date)
+
+# --- Running ------------------------------------------------------------------------------
+
+run: $(STAMP) ## Start everything on http://127.0.0.1:8000 (Ctrl-C stops it)
+	$(PY) -m config.stack
+
+migrate: $(STAMP) ## Apply database migrations to the embedded (or DATABASE_URL) database
+	$(PY) -m config.stack manage migrate --noinput
+
+worker: $(STAMP) ## Run one Celery worker alone (REDIS_URL, or a running `make run`'s Redis)
+	$(PY) -m config.stack worker
+
+web: $(STAMP) ## Run the web server alone (gunicorn on Q16_HOST:Q16_PORT)
+	$(PY) -m config.stack web
+
+# --- Checks -----------------------------------------------------------------------------------
+
+test: export DATABASE_URL := $(TEST_DATABASE_URL)
+test: export REDIS_URL := $(TEST_REDIS_URL)
+test: export SECRET_KEY := $(TEST_SECRET_KEY)
+test: export Q16_DATA_DIR := $(TEST_DATA_DIR)
+test: $(STAMP) ## Start PostgreSQL/Redis/Chromium if needed and run pytest (PYTEST_ARGS=...)
+	@scripts/ensure_test_services.sh
+	@mkdir -p "$(TEST_DATA_DIR)"
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff check and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP) ## Run the benchmarks (python -m bench)
+	$(PY) -m bench
+
+# --- Cleaning ---------------------------------------------------------------------------------
+
+clean: ## Delete var/ (embedded database, media, Redis socket, secret key, test data)
+	rm -rf var/

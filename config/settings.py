@@ -1,0 +1,252 @@
+"""Settings for Q16 Curator, read from the environment (12-factor).
+
+Every value has a safe default for the embedded single-machine setup (`make run`),
+except SECRET_KEY, which is required whenever DEBUG is off. Production sets
+DATABASE_URL (PostgreSQL) and REDIS_URL; see README.md for the full table.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off (make run generates one in Q16_DATA_DIR)."
+        )
+    SECRET_KEY = "insecure-debug-only-key"  # noqa: S105 - only ever used with DEBUG on
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# Where the embedded setup keeps its database, media, Redis socket and secret key.
+DATA_DIR = Path(os.environ.get("Q16_DATA_DIR", BASE_DIR / "var")).resolve()
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "curation",
+    "reviewer",
+    "worker",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded setup has a web server and a worker writing at once: wait for
+    # the lock instead of failing, and let readers proceed during writes (WAL).
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve static files from the app folders without collectstatic in the embedded setup.
+WHITENOISE_USE_FINDERS = True
+
+# Media is never served from a public URL: images go through an authorised view.
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media")).resolve()
+MEDIA_URL = "/nonpublic-media/"
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
+
+# --- Security (production values when DEBUG is off) -------------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # the review UI reads it to send X-CSRFToken
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+HTTPS = env_bool("HTTPS", False)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+
+# --- REST API ------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Token first, so that an unauthenticated request gets 401 with a WWW-Authenticate header.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "curation.api.exceptions.domain_exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Q16 Curator API",
+    "DESCRIPTION": "Import datasets, score them with CLIP + Q16 prompts, review, retrain, export.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "DatasetStateEnum": "curation.models.Dataset.State",
+        "JobStateEnum": "curation.models.ScoringRun.State",
+        "ExportStateEnum": "curation.models.Export.State",
+        "ReviewItemStateEnum": "reviewer.models.ReviewItem.State",
+        "RunKindEnum": "curation.models.ScoringRun.Kind",
+        "PromptJobKindEnum": "curation.models.PromptJob.Kind",
+    },
+}
+
+# --- Celery --------------------------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+# Progress lives on the database rows, so no result backend is needed.
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+# A task is acknowledged only after it finished: a killed worker's task is redelivered.
+CELERY_TASK_ACKS_LATE = True
+# ...and a task whose worker process died is requeued rather than marked failed.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One task at a time per process: chunks are long, prefetching would starve other workers.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Hard and soft limits for one task (a chunk); both must stay below the visibility timeout.
+CELERY_TASK_TIME_LIMIT = env_int("Q16_TASK_TIME_LIMIT", 3600)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("Q16_TASK_SOFT_TIME_LIMIT", 3300)
+# Redis redelivers an unacknowledged task after this many seconds; it must exceed the
+# longest chunk, or a slow chunk would run twice at once.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("Q16_VISIBILITY_TIMEOUT", 7200),
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# Workers recycle after this many tasks to bound memory growth from fragmentation.
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("Q16_WORKER_MAX_TASKS_PER_CHILD", 1000)
+
+# --- Q16 engine ------------------------------------------------------------------------
+Q16_CLIP_MODEL = os.environ.get("Q16_CLIP_MODEL", "ViT-B-16")
+Q16_CLIP_PRETRAINED = os.environ.get("Q16_CLIP_PRETRAINED", "openai")
+# A local checkpoint wins over the pretrained tag (machines without internet).
+Q16_CLIP_CHECKPOINT = os.environ.get("Q16_CLIP_CHECKPOINT", "")
+Q16_DEVICE = os.environ.get("Q16_DEVICE", "auto")
+Q16_BATCH_SIZE = env_int("Q16_BATCH_SIZE", 64)
+Q16_DECODE_WORKERS = env_int("Q16_DECODE_WORKERS", 0)  # 0: one per core, minus one
+Q16_CHUNK_SIZE = env_int("Q16_CHUNK_SIZE", 2048)
+Q16_DEFAULT_THRESHOLD = env_float("Q16_DEFAULT_THRESHOLD", 0.5)
+Q16_LEASE_SECONDS = env_int("Q16_LEASE_SECONDS", 300)
+# Folders an admin may import from on the server; empty means anywhere readable.
+Q16_IMPORT_ROOTS = env_list("Q16_IMPORT_ROOTS", "")
+Q16_MAX_IMAGE_BYTES = env_int("Q16_MAX_IMAGE_BYTES", 50 * 2**20)
+Q16_MAX_IMAGE_PIXELS = env_int("Q16_MAX_IMAGE_PIXELS", 100_000_000)
+Q16_MAX_ARCHIVE_BYTES = env_int("Q16_MAX_ARCHIVE_BYTES", 20 * 2**30)
+Q16_MAX_ARCHIVE_RATIO = env_int("Q16_MAX_ARCHIVE_RATIO", 200)
+Q16_MAX_ARCHIVE_ENTRIES = env_int("Q16_MAX_ARCHIVE_ENTRIES", 2_000_000)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from curation.media import image_file
+
+urlpatterns = [
+    path("django-admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("images/<int:image_id>/file/", image_file, name="image-file"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/", include("curation.api.urls")),
+    path("api/review/", include("reviewer.api.urls")),
+    path("api/auth/token/", include("curation.api.token_urls")),
+    path("review/", include("reviewer.urls")),
+    path("", include("curation.urls")),
+]

@@ -1,0 +1,41 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("config/", views.ConfigApi.as_view(), name="api-config"),
+    path("datasets/", views.DatasetListApi.as_view(), name="api-datasets"),
+    path("datasets/<int:dataset_id>/", views.DatasetDetailApi.as_view(), name="api-dataset"),
+    path(
+        "datasets/<int:dataset_id>/images/",
+        views.DatasetImagesApi.as_view(),
+        name="api-dataset-images",
+    ),
+    path("runs/", views.RunListApi.as_view(), name="api-runs"),
+    path("runs/<int:run_id>/", views.RunDetailApi.as_view(), name="api-run"),
+    path("prompt-versions/", views.PromptVersionListApi.as_view(), name="api-prompt-versions"),
+    path(
+        "prompt-versions/import/",
+        views.PromptVersionImportApi.as_view(),
+        name="api-prompt-versions-import",
+    ),
+    path(
+        "prompt-versions/<int:version_id>/",
+        views.PromptVersionDetailApi.as_view(),
+        name="api-prompt-version",
+    ),
+    path(
+        "prompt-versions/<int:version_id>/activate/",
+        views.PromptVersionActivateApi.as_view(),
+        name="api-prompt-version-activate",
+    ),
+    path("prompt-jobs/", views.PromptJobListApi.as_view(), name="api-prompt-jobs"),
+    path("prompt-jobs/<int:job_id>/", views.PromptJobDetailApi.as_view(), name="api-prompt-job"),
+    path("exports/", views.ExportListApi.as_view(), name="api-exports"),
+    path("exports/<int:export_id>/", views.ExportDetailApi.as_view(), name="api-export"),
+    path(
+        "exports/<int:export_id>/download/",
+        views.ExportDownloadApi.as_view(),
+        name="api-export-download",
+    ),
+]

@@ -1,0 +1,431 @@
+"""REST API of the curation domain: thin views over services and selectors."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import FileResponse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from curation.errors import StateConflict, ValidationFailed
+from curation.models import Dataset, Export, Image, PromptJob, PromptVersion, ScoringRun
+from curation.selectors import dataset_summary, prompt_version_list
+from curation.services.clip_config import configured_model_spec
+from curation.services.datasets import dataset_create_from_archive, dataset_create_from_folder
+from curation.services.exports import export_create
+from curation.services.prompts import (
+    PAPER_APPROPRIATE,
+    PAPER_INAPPROPRIATE,
+    prompt_job_create_training,
+    prompt_job_create_zero_shot,
+    prompt_version_activate,
+    prompt_version_import,
+)
+from curation.services.scoring import scoring_run_start
+from worker.engine.tuning import TuningConfig
+
+from .permissions import IsCurationAdmin
+
+
+class AdminAPIView(APIView):
+    permission_classes = [IsCurationAdmin]
+
+
+# --- Output serializers (shared) -------------------------------------------------------
+
+
+class DatasetOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Dataset
+        fields = [
+            "id", "name", "source_kind", "source", "state", "total", "processed", "failed",
+            "error", "created_at", "import_started_at", "import_finished_at",
+        ]  # fmt: skip
+
+
+class ImageOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Image
+        fields = [
+            "id", "dataset", "relative_path", "sha256", "phash", "width", "height", "format",
+            "bytes", "status", "error",
+        ]  # fmt: skip
+
+
+class RunOutput(serializers.ModelSerializer):
+    images_per_second = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = ScoringRun
+        fields = [
+            "id", "dataset", "prompt_version", "model_key", "kind", "threshold", "state",
+            "total", "processed", "failed", "flagged", "encoded", "chunks_total", "chunks_done",
+            "timings", "error", "created_at", "started_at", "finished_at", "images_per_second",
+        ]  # fmt: skip
+
+
+class PromptVersionOutput(serializers.ModelSerializer):
+    class Meta:
+        model = PromptVersion
+        fields = [
+            "id", "name", "model_key", "dim", "source", "texts", "parent", "metrics",
+            "is_active", "activated_at", "created_at",
+        ]  # fmt: skip
+
+
+class PromptJobOutput(serializers.ModelSerializer):
+    class Meta:
+        model = PromptJob
+        fields = [
+            "id", "kind", "model_key", "dataset", "parent", "result", "options", "state",
+            "error", "created_at", "finished_at",
+        ]  # fmt: skip
+
+
+class ExportOutput(serializers.ModelSerializer):
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Export
+        fields = [
+            "id", "dataset", "format", "scope", "run", "prompt_version", "threshold", "state",
+            "rows", "error", "created_at", "finished_at", "download_url",
+        ]  # fmt: skip
+
+    def get_download_url(self, export: Export) -> str | None:
+        if export.state != Export.State.SUCCEEDED:
+            return None
+        return f"/api/exports/{export.pk}/download/"
+
+
+# --- Datasets -----------------------------------------------------------------------------
+
+
+class DatasetListApi(AdminAPIView):
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "DatasetListInput"
+
+        name = serializers.CharField(max_length=200)
+        folder = serializers.CharField(required=False, allow_blank=True, max_length=1024)
+        archive = serializers.FileField(required=False)
+
+        def validate(self, attrs):
+            if bool(attrs.get("folder")) == bool(attrs.get("archive")):
+                raise serializers.ValidationError("Give exactly one of 'folder' or 'archive'.")
+            return attrs
+
+    @extend_schema(responses=DatasetOutput(many=True))
+    def get(self, request: Request) -> Response:
+        datasets = Dataset.objects.all().order_by("-created_at")
+        return Response(DatasetOutput(datasets, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: DatasetOutput})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if data.validated_data.get("folder"):
+            dataset = dataset_create_from_folder(
+                name=data.validated_data["name"],
+                folder=data.validated_data["folder"],
+                created_by=request.user,
+            )
+        else:
+            dataset = dataset_create_from_archive(
+                name=data.validated_data["name"],
+                archive=data.validated_data["archive"],
+                created_by=request.user,
+            )
+        return Response(DatasetOutput(dataset).data, status=status.HTTP_201_CREATED)
+
+
+class DatasetDetailApi(AdminAPIView):
+    class OutputSerializer(DatasetOutput):
+        summary = serializers.SerializerMethodField()
+
+        class Meta(DatasetOutput.Meta):
+            ref_name = "DatasetDetail"
+            fields = [*DatasetOutput.Meta.fields, "summary"]
+
+        def get_summary(self, dataset: Dataset) -> dict[str, int]:
+            return dataset_summary(dataset=dataset)
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request: Request, dataset_id: int) -> Response:
+        dataset = Dataset.objects.get(pk=dataset_id)
+        return Response(self.OutputSerializer(dataset).data)
+
+
+class DatasetImagesApi(AdminAPIView):
+    @extend_schema(responses=ImageOutput(many=True))
+    def get(self, request: Request, dataset_id: int) -> Response:
+        images = Image.objects.filter(dataset_id=dataset_id).order_by("id")
+        if request.query_params.get("status") in Image.Status.values:
+            images = images.filter(status=request.query_params["status"])
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(images, request, view=self)
+        return paginator.get_paginated_response(ImageOutput(page, many=True).data)
+
+
+# --- Scoring runs ------------------------------------------------------------------------------
+
+
+class RunListApi(AdminAPIView):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "RunListInput"
+
+        dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
+        prompt_version = serializers.PrimaryKeyRelatedField(queryset=PromptVersion.objects.all())
+        threshold = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+        chunk_size = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
+
+    @extend_schema(responses=RunOutput(many=True))
+    def get(self, request: Request) -> Response:
+        runs = ScoringRun.objects.all().order_by("-created_at")
+        if request.query_params.get("dataset", "").isdigit():
+            runs = runs.filter(dataset_id=int(request.query_params["dataset"]))
+        return Response(RunOutput(runs[:200], many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: RunOutput})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = scoring_run_start(
+            dataset=data.validated_data["dataset"],
+            prompt_version=data.validated_data["prompt_version"],
+            threshold=data.validated_data.get("threshold", settings.Q16_DEFAULT_THRESHOLD),
+            chunk_size=data.validated_data.get("chunk_size"),
+            created_by=request.user,
+        )
+        return Response(RunOutput(run).data, status=status.HTTP_201_CREATED)
+
+
+class RunDetailApi(AdminAPIView):
+    @extend_schema(responses=RunOutput)
+    def get(self, request: Request, run_id: int) -> Response:
+        return Response(RunOutput(ScoringRun.objects.get(pk=run_id)).data)
+
+
+# --- Prompt versions and jobs -----------------------------------------------------------------
+
+
+class PromptVersionListApi(AdminAPIView):
+    @extend_schema(responses=PromptVersionOutput(many=True))
+    def get(self, request: Request) -> Response:
+        versions = prompt_version_list(model_key=request.query_params.get("model_key"))
+        return Response(PromptVersionOutput(versions, many=True).data)
+
+
+class PromptVersionDetailApi(AdminAPIView):
+    @extend_schema(responses=PromptVersionOutput)
+    def get(self, request: Request, version_id: int) -> Response:
+        return Response(PromptVersionOutput(PromptVersion.objects.get(pk=version_id)).data)
+
+
+class PromptVersionImportApi(AdminAPIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PromptVersionImportInput"
+
+        file = serializers.FileField()
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        model_key = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+    @extend_schema(request=InputSerializer, responses={201: PromptVersionOutput})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        if upload.size > 16 * 2**20:
+            raise ValidationFailed("Prompt files are tiny; this one is over 16 MiB.")
+        version = prompt_version_import(
+            name=data.validated_data.get("name") or upload.name,
+            model_key=data.validated_data.get("model_key") or configured_model_spec().key,
+            data=upload.read(),
+            created_by=request.user,
+        )
+        return Response(PromptVersionOutput(version).data, status=status.HTTP_201_CREATED)
+
+
+class PromptVersionActivateApi(AdminAPIView):
+    @extend_schema(
+        request=None,
+        responses=inline_serializer(
+            "ActivationOutput",
+            {"version": PromptVersionOutput(), "rescore_runs": RunOutput(many=True)},
+        ),
+    )
+    def post(self, request: Request, version_id: int) -> Response:
+        version = PromptVersion.objects.get(pk=version_id)
+        runs = prompt_version_activate(version=version, created_by=request.user)
+        version.refresh_from_db()
+        return Response(
+            {
+                "version": PromptVersionOutput(version).data,
+                "rescore_runs": RunOutput(runs, many=True).data,
+            }
+        )
+
+
+class PromptJobListApi(AdminAPIView):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PromptJobListInput"
+
+        kind = serializers.ChoiceField(choices=PromptJob.Kind.choices)
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        # zero_shot
+        appropriate = serializers.ListField(
+            child=serializers.CharField(max_length=500), required=False, max_length=50
+        )
+        inappropriate = serializers.ListField(
+            child=serializers.CharField(max_length=500), required=False, max_length=50
+        )
+        # train
+        dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all(), required=False)
+        parent = serializers.PrimaryKeyRelatedField(
+            queryset=PromptVersion.objects.all(), required=False
+        )
+        epochs = serializers.IntegerField(min_value=1, max_value=5000, default=300)
+        lr = serializers.FloatField(min_value=1e-6, max_value=10.0, default=0.01)
+        momentum = serializers.FloatField(min_value=0.0, max_value=0.999, default=0.9)
+        batch_size = serializers.IntegerField(min_value=1, max_value=65536, default=64)
+        seed = serializers.IntegerField(default=42)
+        heldout_fraction = serializers.FloatField(min_value=0.05, max_value=0.5, default=0.2)
+
+    @extend_schema(responses=PromptJobOutput(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(PromptJobOutput(PromptJob.objects.all()[:200], many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: PromptJobOutput})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        if values["kind"] == PromptJob.Kind.ZERO_SHOT:
+            job = prompt_job_create_zero_shot(
+                model_key=configured_model_spec().key,
+                appropriate=values.get("appropriate") or PAPER_APPROPRIATE,
+                inappropriate=values.get("inappropriate") or PAPER_INAPPROPRIATE,
+                name=values.get("name", ""),
+                created_by=request.user,
+            )
+        else:
+            if "dataset" not in values:
+                raise ValidationFailed("Training needs a dataset.")
+            parent = (
+                values.get("parent")
+                or PromptVersion.objects.filter(
+                    model_key=configured_model_spec().key, is_active=True
+                ).first()
+            )
+            if parent is None:
+                raise StateConflict("Training needs a parent prompt version (or an active one).")
+            job = prompt_job_create_training(
+                dataset=values["dataset"],
+                parent=parent,
+                config=TuningConfig(
+                    epochs=values["epochs"],
+                    lr=values["lr"],
+                    momentum=values["momentum"],
+                    batch_size=values["batch_size"],
+                    seed=values["seed"],
+                ),
+                heldout_fraction=values["heldout_fraction"],
+                name=values.get("name", ""),
+                created_by=request.user,
+            )
+        return Response(PromptJobOutput(job).data, status=status.HTTP_201_CREATED)
+
+
+class PromptJobDetailApi(AdminAPIView):
+    @extend_schema(responses=PromptJobOutput)
+    def get(self, request: Request, job_id: int) -> Response:
+        return Response(PromptJobOutput(PromptJob.objects.get(pk=job_id)).data)
+
+
+# --- Exports --------------------------------------------------------------------------------------
+
+
+class ExportListApi(AdminAPIView):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ExportListInput"
+
+        dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
+        format = serializers.ChoiceField(choices=Export.Format.choices)
+        scope = serializers.ChoiceField(
+            choices=Export.Scope.choices, default=Export.Scope.CONFIRMED
+        )
+
+    @extend_schema(responses=ExportOutput(many=True))
+    def get(self, request: Request) -> Response:
+        exports = Export.objects.all()
+        if request.query_params.get("dataset", "").isdigit():
+            exports = exports.filter(dataset_id=int(request.query_params["dataset"]))
+        return Response(ExportOutput(exports[:200], many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: ExportOutput})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        export = export_create(**data.validated_data, created_by=request.user)
+        return Response(ExportOutput(export).data, status=status.HTTP_201_CREATED)
+
+
+class ExportDetailApi(AdminAPIView):
+    @extend_schema(responses=ExportOutput)
+    def get(self, request: Request, export_id: int) -> Response:
+        return Response(ExportOutput(Export.objects.get(pk=export_id)).data)
+
+
+class ExportDownloadApi(AdminAPIView):
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    def get(self, request: Request, export_id: int) -> FileResponse:
+        export = Export.objects.get(pk=export_id)
+        if export.state != Export.State.SUCCEEDED:
+            raise StateConflict("The export is not ready.")
+        return export_file_response(export)
+
+
+def export_file_response(export: Export) -> FileResponse:
+    content_type = "text/csv" if export.format == Export.Format.CSV else "application/json"
+    response = FileResponse(
+        open(export.file_path, "rb"),  # noqa: SIM115 - FileResponse closes it
+        as_attachment=True,
+        filename=f"q16-blocklist-{export.dataset_id}-{export.pk}.{export.format}",
+        content_type=content_type,
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+class ConfigApi(APIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "ConfigOutput",
+            {
+                "model_key": serializers.CharField(),
+                "default_threshold": serializers.FloatField(),
+                "chunk_size": serializers.IntegerField(),
+            },
+        )
+    )
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "model_key": configured_model_spec().key,
+                "default_threshold": settings.Q16_DEFAULT_THRESHOLD,
+                "chunk_size": settings.Q16_CHUNK_SIZE,
+            }
+        )

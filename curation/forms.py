@@ -1,0 +1,182 @@
+"""Browser forms: they parse and validate input; the views hand the values to services."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+
+from curation.models import Dataset, Export, PromptVersion
+from curation.selectors import prompt_version_list
+from curation.services.prompts import PAPER_APPROPRIATE, PAPER_INAPPROPRIATE
+
+MAX_PROMPT_FILE_BYTES = 16 * 2**20
+MAX_PROMPT_TEXTS = 50
+
+
+class PromptVersionChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: PromptVersion) -> str:
+        active = " (active)" if obj.is_active else ""
+        return f"#{obj.pk} {obj.name}{active}"
+
+
+def _lines(value: str) -> list[str]:
+    return [line.strip() for line in value.splitlines() if line.strip()]
+
+
+class DatasetCreateForm(forms.Form):
+    name = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    folder = forms.CharField(
+        label="Server folder",
+        required=False,
+        max_length=1024,
+        help_text="Absolute path of a folder on the server, e.g. /data/images.",
+        widget=forms.TextInput(attrs={"placeholder": "/data/images", "spellcheck": "false"}),
+    )
+    archive = forms.FileField(
+        label="or upload a .zip archive",
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}),
+    )
+
+    def clean_archive(self):
+        archive = self.cleaned_data.get("archive")
+        if archive and not archive.name.lower().endswith(".zip"):
+            raise forms.ValidationError("Upload a .zip archive.")
+        return archive
+
+    def clean(self):
+        cleaned = super().clean()
+        has_folder = bool(cleaned.get("folder", "").strip())
+        has_archive = bool(cleaned.get("archive"))
+        if has_folder == has_archive and not self.errors:
+            raise forms.ValidationError("Give a server folder or upload a .zip archive (one of them).")
+        return cleaned
+
+
+class ScoringRunForm(forms.Form):
+    model = forms.ChoiceField(
+        label="CLIP model",
+        disabled=True,
+        help_text="The model this installation is configured with.",
+    )
+    prompt_version = PromptVersionChoiceField(queryset=PromptVersion.objects.none())
+    threshold = forms.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        help_text="Images scoring at or above this become review items.",
+        widget=forms.NumberInput(attrs={"step": "0.01", "min": "0.01", "max": "1"}),
+    )
+
+    def __init__(self, *args, model_key: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["model"].choices = [(model_key, model_key)]
+        self.fields["model"].initial = model_key
+        versions = prompt_version_list(model_key=model_key)
+        self.fields["prompt_version"].queryset = versions
+        active = next((v for v in versions if v.is_active), None)
+        if active is not None:
+            self.fields["prompt_version"].initial = active.pk
+        self.fields["threshold"].initial = settings.Q16_DEFAULT_THRESHOLD
+
+
+class TrainingForm(forms.Form):
+    """Soft-prompt tuning from the dataset's verdicts; defaults are the paper's settings."""
+
+    parent = PromptVersionChoiceField(
+        queryset=PromptVersion.objects.none(),
+        label="Start from",
+        help_text="The new version starts at this version's prompts.",
+    )
+    name = forms.CharField(max_length=200, required=False, label="Name (optional)")
+    epochs = forms.IntegerField(min_value=1, max_value=5000, initial=300)
+    lr = forms.FloatField(
+        label="Learning rate",
+        min_value=1e-6,
+        max_value=10.0,
+        initial=0.01,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+    )
+    momentum = forms.FloatField(
+        min_value=0.0, max_value=0.999, initial=0.9, widget=forms.NumberInput(attrs={"step": "any"})
+    )
+    batch_size = forms.IntegerField(min_value=1, max_value=65536, initial=64)
+    seed = forms.IntegerField(initial=42)
+    heldout_fraction = forms.FloatField(
+        label="Held-out fraction",
+        min_value=0.05,
+        max_value=0.5,
+        initial=0.2,
+        widget=forms.NumberInput(attrs={"step": "0.05"}),
+        help_text="Share of the verdicts kept aside to compare versions.",
+    )
+
+    def __init__(self, *args, model_key: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        versions = prompt_version_list(model_key=model_key)
+        self.fields["parent"].queryset = versions
+        active = next((v for v in versions if v.is_active), None)
+        if active is not None:
+            self.fields["parent"].initial = active.pk
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(choices=Export.Format.choices, initial=Export.Format.CSV)
+    scope = forms.ChoiceField(choices=Export.Scope.choices, initial=Export.Scope.CONFIRMED)
+
+
+class ZeroShotForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, label="Name (optional)")
+    appropriate = forms.CharField(
+        label="Appropriate (row 0)",
+        initial="\n".join(PAPER_APPROPRIATE),
+        help_text="One text per line; the row is the mean of their text features.",
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+    )
+    inappropriate = forms.CharField(
+        label="Inappropriate (row 1)",
+        initial="\n".join(PAPER_INAPPROPRIATE),
+        help_text="One text per line.",
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+    )
+
+    def _clean_texts(self, field: str) -> list[str]:
+        texts = _lines(self.cleaned_data.get(field, ""))
+        if not texts:
+            raise forms.ValidationError("Give at least one text.")
+        if len(texts) > MAX_PROMPT_TEXTS:
+            raise forms.ValidationError(f"At most {MAX_PROMPT_TEXTS} texts.")
+        if any(len(text) > 500 for text in texts):
+            raise forms.ValidationError("Each text must be at most 500 characters.")
+        return texts
+
+    def clean_appropriate(self) -> list[str]:
+        return self._clean_texts("appropriate")
+
+    def clean_inappropriate(self) -> list[str]:
+        return self._clean_texts("inappropriate")
+
+
+class PromptImportForm(forms.Form):
+    file = forms.FileField(
+        label="Prompt file",
+        help_text="The paper's format: a pickled float16 array of shape (2, D), row 1 = inappropriate.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".p,.pkl,.pickle"}),
+    )
+    name = forms.CharField(max_length=200, required=False, label="Name (optional)")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_PROMPT_FILE_BYTES:
+            raise forms.ValidationError("Prompt files are tiny; this one is over 16 MiB.")
+        return upload
+
+
+class ReviewQueueForm(forms.Form):
+    """The optional dataset filter of the review page (?dataset=<id>)."""
+
+    dataset = forms.ModelChoiceField(
+        queryset=Dataset.objects.order_by("name"),
+        required=False,
+        empty_label="All datasets",
+        label="Queue",
+    )

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.files import File
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from curation.errors import DomainError
+from curation.management.cli import follow_row
+from curation.models import Dataset
+from curation.services.datasets import (
+    dataset_create_from_archive,
+    dataset_create_from_folder,
+    dataset_import,
+)
+
+
+class Command(BaseCommand):
+    help = "Create a dataset from a server folder or a zip archive and import its images."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name", help="Name of the new dataset.")
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--folder", help="Absolute path of a folder of images.")
+        source.add_argument("--archive", help="Path of a .zip archive of images.")
+        parser.add_argument(
+            "--queue", action="store_true", help="Hand the import to a Celery worker and follow it."
+        )
+
+    def handle(
+        self, *args, name: str, folder: str | None, archive: str | None, queue: bool, **options
+    ):
+        try:
+            if folder:
+                dataset = dataset_create_from_folder(name=name, folder=folder, queue=queue)
+            else:
+                path = Path(archive)
+                if not path.is_file():
+                    raise CommandError(f"{archive} is not a file.")
+                with open(path, "rb") as handle:
+                    dataset = dataset_create_from_archive(
+                        name=name, archive=File(handle, name=path.name), queue=queue
+                    )
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
+        self.stdout.write(f"Dataset {dataset.pk} ({dataset.name}) created.")
+
+        if queue:
+
+            def read() -> tuple[int, int, str]:
+                dataset.refresh_from_db()
+                return dataset.processed, dataset.total, dataset.state
+
+            follow_row(
+                read=read,
+                finished=lambda state: state in (Dataset.State.READY, Dataset.State.FAILED),
+                description="importing",
+            )
+        else:
+            with tqdm(desc="importing", unit="file") as bar:
+
+                def progress(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.n = done
+                    bar.refresh()
+
+                dataset = dataset_import(dataset_id=dataset.pk, progress=progress)
+        dataset.refresh_from_db()
+        if dataset.state == Dataset.State.FAILED:
+            raise CommandError(f"Import failed: {dataset.error}")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Imported {dataset.processed - dataset.failed} images; "
+                f"{dataset.failed} files failed (see the dataset page for reasons)."
+            )
+        )

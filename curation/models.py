@@ -1,0 +1,303 @@
+"""Datasets, images, cached embeddings, prompt versions, scoring runs, scores, exports."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Dataset(models.Model):
+    class SourceKind(models.TextChoices):
+        FOLDER = "folder", "Server folder"
+        ARCHIVE = "archive", "Uploaded archive"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        IMPORTING = "importing", "Importing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    name = models.CharField(max_length=200, unique=True)
+    source_kind = models.CharField(max_length=16, choices=SourceKind.choices)
+    # Folder path (folder imports) or the stored archive's path (archive imports).
+    source = models.CharField(max_length=1024)
+    # Folder that image relative paths are resolved against.
+    root_path = models.CharField(max_length=1024, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    import_started_at = models.DateTimeField(null=True, blank=True)
+    import_finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Image(models.Model):
+    class Status(models.TextChoices):
+        OK = "ok", "OK"
+        FAILED = "failed", "Failed"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="images")
+    relative_path = models.CharField(max_length=1024)
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    phash = models.CharField(max_length=16, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    format = models.CharField(max_length=16, blank=True)
+    bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OK)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "relative_path"], name="image_unique_path"),
+        ]
+        indexes = [models.Index(fields=["dataset", "status", "id"], name="image_dataset_status")]
+
+    def __str__(self) -> str:
+        return self.relative_path
+
+
+class Embedding(models.Model):
+    """One image embedding per (model key, content hash): a duplicate file is encoded once."""
+
+    model_key = models.CharField(max_length=200)
+    sha256 = models.CharField(max_length=64)
+    # L2-normalised float16 vector (worker.engine.store format).
+    vector = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model_key", "sha256"], name="embedding_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_key} {self.sha256[:12]}"
+
+
+class PromptVersion(models.Model):
+    class Source(models.TextChoices):
+        ZERO_SHOT = "zero_shot", "Zero-shot text"
+        IMPORTED = "imported", "Imported file"
+        TRAINED = "trained", "Trained"
+
+    name = models.CharField(max_length=200)
+    model_key = models.CharField(max_length=200, db_index=True)
+    dim = models.PositiveIntegerField()
+    # float32 (2, dim): row 0 appropriate, row 1 inappropriate; not normalised.
+    vectors = models.BinaryField()
+    source = models.CharField(max_length=16, choices=Source.choices)
+    texts = models.JSONField(default=dict, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    # Training data, settings and train / held-out metrics, with the parent's held-out
+    # metrics on the same verdicts for comparison.
+    metrics = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=False)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_key"],
+                condition=Q(is_active=True),
+                name="one_active_prompt_per_model",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.model_key})"
+
+
+class PromptJob(models.Model):
+    """Work that needs the worker to make a prompt version: zero-shot text encoding, training."""
+
+    class Kind(models.TextChoices):
+        ZERO_SHOT = "zero_shot", "Zero-shot from text"
+        TRAIN = "train", "Train from verdicts"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    model_key = models.CharField(max_length=200)
+    dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.CASCADE, related_name="prompt_jobs"
+    )
+    parent = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    result = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    options = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} job {self.pk} ({self.state})"
+
+
+class ScoringRun(models.Model):
+    class Kind(models.TextChoices):
+        SCORE = "score", "Embed and score"
+        RESCORE = "rescore", "Rescore from cache"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="runs")
+    prompt_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="runs")
+    model_key = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SCORE)
+    threshold = models.FloatField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    flagged = models.PositiveIntegerField(default=0)
+    # Images whose embedding had to be computed (the rest came from the cache).
+    encoded = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    # Summed per-stage seconds over chunks: encode, score, write.
+    timings = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.dataset_id} ({self.state})"
+
+    @property
+    def images_per_second(self) -> float | None:
+        if not self.started_at or not self.processed:
+            return None
+        end = self.finished_at or timezone.now()
+        seconds = (end - self.started_at).total_seconds()
+        return round(self.processed / seconds, 2) if seconds > 0 else None
+
+
+class ScoringChunk(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    # Inclusive range of image ids of the run's dataset.
+    first_image_id = models.BigIntegerField()
+    last_image_id = models.BigIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "index"], name="chunk_unique_index"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} chunk {self.index} ({self.state})"
+
+
+class Score(models.Model):
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="scores")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="scores")
+    # p[1] of DESIGN.md section 1: probability that the image is inappropriate.
+    p_inappropriate = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "image"], name="score_unique_per_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image_id}: {self.p_inappropriate:.3f} (run {self.run_id})"
+
+
+class Export(models.Model):
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        JSON = "json", "JSON"
+
+    class Scope(models.TextChoices):
+        CONFIRMED = "confirmed", "Confirmed by reviewers"
+        FLAGGED = "flagged", "Confirmed, plus flagged and not yet reviewed"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="exports")
+    format = models.CharField(max_length=8, choices=Format.choices)
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.CONFIRMED)
+    # The run whose scores the export reports (recorded so the export is a snapshot).
+    run = models.ForeignKey(
+        ScoringRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    prompt_version = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    threshold = models.FloatField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    rows = models.PositiveIntegerField(default=0)
+    file_path = models.CharField(max_length=1024, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} of {self.dataset_id} ({self.format}, {self.state})"

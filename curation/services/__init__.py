@@ -1,0 +1,1 @@
+"""Write operations of the curation domain, as plain functions with keyword-only arguments."""

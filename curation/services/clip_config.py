@@ -1,0 +1,24 @@
+"""The CLIP model this installation is configured to use (settings -> engine ModelSpec)."""
+
+from __future__ import annotations
+
+import open_clip
+from django.conf import settings
+
+from worker.engine.clip import ModelSpec, register_model_configs
+
+
+def configured_model_spec() -> ModelSpec:
+    """The model from Q16_CLIP_MODEL plus Q16_CLIP_CHECKPOINT (wins) or Q16_CLIP_PRETRAINED."""
+    if settings.Q16_CLIP_CHECKPOINT:
+        return ModelSpec(settings.Q16_CLIP_MODEL, checkpoint_path=settings.Q16_CLIP_CHECKPOINT)
+    return ModelSpec(settings.Q16_CLIP_MODEL, pretrained=settings.Q16_CLIP_PRETRAINED)
+
+
+def model_embed_dim(model_name: str) -> int:
+    """Embedding width of an open_clip architecture, read from its config (no weights loaded)."""
+    register_model_configs()
+    config = open_clip.get_model_config(model_name)
+    if config is None:
+        raise ValueError(f"unknown open_clip model {model_name!r}")
+    return int(config["embed_dim"])

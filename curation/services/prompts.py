@@ -1,0 +1,331 @@
+"""Prompt versions: zero-shot from text, imported files, training from verdicts, activation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import IO
+
+import numpy as np
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from curation.errors import StateConflict, ValidationFailed
+from curation.models import Dataset, PromptJob, PromptVersion, ScoringRun
+from curation.selectors import labelled_embeddings
+from curation.services.clip_config import model_embed_dim
+from worker.engine.clip import ClipModel
+from worker.engine.prompt_files import PromptFileError, read_published_prompts
+from worker.engine.scoring import inappropriate_probability, zero_shot_prompts
+from worker.engine.store import prompts_from_bytes, prompts_to_bytes
+from worker.engine.tuning import (
+    TuningConfig,
+    classification_metrics,
+    stratified_split,
+    train_prompts,
+)
+
+logger = logging.getLogger(__name__)
+
+PAPER_APPROPRIATE = ("This image is about something positive",)
+PAPER_INAPPROPRIATE = ("This image is about something negative",)
+MIN_PER_CLASS = 2
+
+
+def prompt_vectors(version: PromptVersion) -> np.ndarray:
+    return prompts_from_bytes(bytes(version.vectors))
+
+
+def _model_name(model_key: str) -> str:
+    return model_key.split("/", 1)[0]
+
+
+def prompt_version_import(
+    *,
+    name: str,
+    model_key: str,
+    data: bytes | IO[bytes],
+    created_by: AbstractBaseUser | None = None,
+) -> PromptVersion:
+    """Import prompts in the paper's published format (pickled float16 (2, D), row 1 = inappropriate)."""
+    try:
+        dim = model_embed_dim(_model_name(model_key))
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from exc
+    try:
+        vectors = read_published_prompts(data, expected_dim=dim, model_key=model_key)
+    except PromptFileError as exc:
+        raise ValidationFailed(str(exc)) from exc
+    version = PromptVersion(
+        name=name.strip() or "imported prompts",
+        model_key=model_key,
+        dim=dim,
+        vectors=prompts_to_bytes(vectors),
+        source=PromptVersion.Source.IMPORTED,
+        created_by=created_by,
+    )
+    version.full_clean()
+    version.save()
+    return version
+
+
+def prompt_job_create_zero_shot(
+    *,
+    model_key: str,
+    appropriate: Sequence[str] = PAPER_APPROPRIATE,
+    inappropriate: Sequence[str] = PAPER_INAPPROPRIATE,
+    name: str = "",
+    created_by: AbstractBaseUser | None = None,
+) -> PromptJob:
+    """Queue the encoding of two sets of texts into a zero-shot prompt version (a worker job)."""
+    appropriate = [text.strip() for text in appropriate if text.strip()]
+    inappropriate = [text.strip() for text in inappropriate if text.strip()]
+    if not appropriate or not inappropriate:
+        raise ValidationFailed("Zero-shot prompts need at least one text for each class.")
+    job = PromptJob.objects.create(
+        kind=PromptJob.Kind.ZERO_SHOT,
+        model_key=model_key,
+        options={"appropriate": appropriate, "inappropriate": inappropriate, "name": name},
+        created_by=created_by,
+    )
+    _queue_job(job)
+    return job
+
+
+def prompt_job_create_training(
+    *,
+    dataset: Dataset,
+    parent: PromptVersion,
+    config: TuningConfig | None = None,
+    heldout_fraction: float = 0.2,
+    name: str = "",
+    created_by: AbstractBaseUser | None = None,
+) -> PromptJob:
+    """Queue training of a new prompt version from the dataset's verdicts, starting at parent."""
+    config = config or TuningConfig()
+    if not 0.05 <= heldout_fraction <= 0.5:
+        raise ValidationFailed("The held-out fraction must be between 0.05 and 0.5.")
+    job = PromptJob.objects.create(
+        kind=PromptJob.Kind.TRAIN,
+        model_key=parent.model_key,
+        dataset=dataset,
+        parent=parent,
+        options={
+            "epochs": config.epochs,
+            "lr": config.lr,
+            "momentum": config.momentum,
+            "batch_size": config.batch_size,
+            "seed": config.seed,
+            "heldout_fraction": heldout_fraction,
+            "name": name,
+        },
+        created_by=created_by,
+    )
+    _queue_job(job)
+    return job
+
+
+def _queue_job(job: PromptJob) -> None:
+    from worker.tasks import run_prompt_job
+
+    job_id = job.pk
+    transaction.on_commit(lambda: run_prompt_job.delay(job_id))
+
+
+def prompt_job_run(*, job_id: int, clip_provider=None) -> PromptJob:
+    """Run a queued prompt job once; a finished job is left alone (safe to run twice)."""
+    with transaction.atomic():
+        job = PromptJob.objects.select_for_update().get(pk=job_id)
+        if job.state in (PromptJob.State.SUCCEEDED, PromptJob.State.FAILED):
+            return job
+        job.state = PromptJob.State.RUNNING
+        job.save(update_fields=["state"])
+    try:
+        if job.kind == PromptJob.Kind.ZERO_SHOT:
+            if clip_provider is None:
+                raise ValidationFailed("Zero-shot prompts need the CLIP text encoder.")
+            version = prompt_version_create_zero_shot(
+                clip=clip_provider(job.model_key),
+                appropriate=job.options["appropriate"],
+                inappropriate=job.options["inappropriate"],
+                name=job.options.get("name", ""),
+                created_by=job.created_by,
+            )
+        else:
+            version = prompt_version_train(
+                dataset=job.dataset,
+                parent=job.parent,
+                config=TuningConfig(
+                    epochs=int(job.options["epochs"]),
+                    lr=float(job.options["lr"]),
+                    momentum=float(job.options["momentum"]),
+                    batch_size=int(job.options["batch_size"]),
+                    seed=int(job.options["seed"]),
+                ),
+                heldout_fraction=float(job.options["heldout_fraction"]),
+                name=job.options.get("name", ""),
+                created_by=job.created_by,
+            )
+    except ValidationFailed as exc:
+        PromptJob.objects.filter(pk=job.pk).update(
+            state=PromptJob.State.FAILED, error=exc.message, finished_at=timezone.now()
+        )
+        job.refresh_from_db()
+        return job
+    PromptJob.objects.filter(pk=job.pk).update(
+        state=PromptJob.State.SUCCEEDED, result=version, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return job
+
+
+def prompt_version_create_zero_shot(
+    *,
+    clip: ClipModel,
+    appropriate: Sequence[str] = PAPER_APPROPRIATE,
+    inappropriate: Sequence[str] = PAPER_INAPPROPRIATE,
+    name: str = "",
+    created_by: AbstractBaseUser | None = None,
+) -> PromptVersion:
+    """Encode the texts with CLIP's text tower; each row is the mean of its texts' features."""
+    vectors = zero_shot_prompts(clip, appropriate=appropriate, inappropriate=inappropriate)
+    version = PromptVersion(
+        name=name.strip() or f"zero-shot: {inappropriate[0]}",
+        model_key=clip.key,
+        dim=clip.dim,
+        vectors=prompts_to_bytes(vectors),
+        source=PromptVersion.Source.ZERO_SHOT,
+        texts={"appropriate": list(appropriate), "inappropriate": list(inappropriate)},
+        created_by=created_by,
+    )
+    version.full_clean()
+    version.save()
+    return version
+
+
+def _evaluate(vectors: np.ndarray, embeddings: np.ndarray, labels: np.ndarray) -> dict:
+    return classification_metrics(labels, inappropriate_probability(embeddings, vectors))
+
+
+def prompt_version_train(
+    *,
+    dataset: Dataset,
+    parent: PromptVersion,
+    config: TuningConfig | None = None,
+    heldout_fraction: float = 0.2,
+    name: str = "",
+    created_by: AbstractBaseUser | None = None,
+) -> PromptVersion:
+    """Tune new prompts on the dataset's verdicts (cached embeddings only), starting from parent.
+
+    The verdicts are split (stratified, seeded) into train and held-out parts; the new
+    version's metrics record its held-out scores next to the parent's and the active
+    version's on the same held-out verdicts.
+    """
+    config = config or TuningConfig()
+    data = labelled_embeddings(dataset_id=dataset.pk, model_key=parent.model_key, dim=parent.dim)
+    labels = data.labels
+    counts = {int(c): int((labels == c).sum()) for c in (0, 1)}
+    if min(counts.values()) < MIN_PER_CLASS:
+        raise ValidationFailed(
+            f"Training needs at least {MIN_PER_CLASS} confirmed and {MIN_PER_CLASS} rejected "
+            f"images with cached embeddings; this dataset has {counts[1]} confirmed and "
+            f"{counts[0]} rejected."
+        )
+    train_idx, test_idx = stratified_split(labels, test_fraction=heldout_fraction, seed=config.seed)
+    init = prompt_vectors(parent)
+    result = train_prompts(
+        data.embeddings[train_idx], labels[train_idx], init_prompts=init, config=config
+    )
+    held_x, held_y = data.embeddings[test_idx], labels[test_idx]
+    metrics = {
+        "dataset_id": dataset.pk,
+        "n_train": int(len(train_idx)),
+        "n_heldout": int(len(test_idx)),
+        "class_counts": {"appropriate": counts[0], "inappropriate": counts[1]},
+        "config": {**config.__dict__, "heldout_fraction": heldout_fraction},
+        "seconds": round(result.seconds, 3),
+        "train": _evaluate(result.prompts, data.embeddings[train_idx], labels[train_idx]),
+        "heldout": _evaluate(result.prompts, held_x, held_y),
+        "parent_heldout": _evaluate(init, held_x, held_y),
+    }
+    active = PromptVersion.objects.filter(model_key=parent.model_key, is_active=True).first()
+    if active is not None:
+        metrics["active_id"] = active.pk
+        metrics["active_heldout"] = _evaluate(prompt_vectors(active), held_x, held_y)
+    version = PromptVersion(
+        name=name.strip() or f"trained on {dataset.name}",
+        model_key=parent.model_key,
+        dim=parent.dim,
+        vectors=prompts_to_bytes(result.prompts),
+        source=PromptVersion.Source.TRAINED,
+        parent=parent,
+        metrics=metrics,
+        created_by=created_by,
+    )
+    version.full_clean()
+    version.save()
+    logger.info(
+        "trained prompt version %s on %s verdicts: held-out accuracy %.3f (parent %.3f)",
+        version.pk,
+        len(labels),
+        metrics["heldout"]["accuracy"],
+        metrics["parent_heldout"]["accuracy"],
+    )
+    return version
+
+
+def prompt_version_activate(
+    *,
+    version: PromptVersion,
+    rescore: bool = True,
+    created_by: AbstractBaseUser | None = None,
+    queue: bool = True,
+) -> list[ScoringRun]:
+    """Make this the active version of its model and rescore every dataset it has scored.
+
+    Rescoring uses cached embeddings only; the image encoder is not touched.
+    """
+    from curation.services.scoring import scoring_run_start
+
+    with transaction.atomic():
+        # Serialise activations of the same model.
+        list(PromptVersion.objects.select_for_update().filter(model_key=version.model_key))
+        PromptVersion.objects.filter(model_key=version.model_key, is_active=True).exclude(
+            pk=version.pk
+        ).update(is_active=False)
+        PromptVersion.objects.filter(pk=version.pk).update(
+            is_active=True, activated_at=timezone.now()
+        )
+        version.refresh_from_db()
+        runs: list[ScoringRun] = []
+        if not rescore:
+            return runs
+        for dataset in Dataset.objects.filter(
+            runs__model_key=version.model_key, runs__state=ScoringRun.State.SUCCEEDED
+        ).distinct():
+            last = (
+                dataset.runs.filter(model_key=version.model_key, state=ScoringRun.State.SUCCEEDED)
+                .order_by("-created_at")
+                .first()
+            )
+            if last is None or last.prompt_version_id == version.pk:
+                continue
+            if dataset.runs.filter(
+                state__in=[ScoringRun.State.PENDING, ScoringRun.State.RUNNING]
+            ).exists():
+                raise StateConflict(
+                    f"Dataset {dataset.name!r} has a scoring run in progress; activate after it ends."
+                )
+            runs.append(
+                scoring_run_start(
+                    dataset=dataset,
+                    prompt_version=version,
+                    threshold=last.threshold,
+                    kind=ScoringRun.Kind.RESCORE,
+                    created_by=created_by,
+                    queue=queue,
+                )
+            )
+    return runs

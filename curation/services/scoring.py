@@ -1,0 +1,308 @@
+"""Scoring runs: split a dataset into chunks, embed what is not cached, score, flag.
+
+A chunk is the unit of work of one Celery task. Processing a chunk twice (a
+redelivered task after a killed worker) is harmless: embeddings and scores are
+upserts, and the chunk's counters are added to the run only in the transaction
+that moves the chunk to DONE.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from curation.errors import StateConflict, ValidationFailed
+from curation.models import (
+    Dataset,
+    Embedding,
+    Image,
+    PromptVersion,
+    Score,
+    ScoringChunk,
+    ScoringRun,
+)
+from worker.engine.clip import ClipModel
+from worker.engine.pipeline import encode_files
+from worker.engine.scoring import inappropriate_probability
+from worker.engine.store import embeddings_from_bytes, embeddings_to_bytes, prompts_from_bytes
+
+logger = logging.getLogger(__name__)
+
+# Returns the loaded CLIP model for a model key (the worker keeps one per process).
+ClipProvider = Callable[[str], ClipModel]
+
+
+def scoring_run_start(
+    *,
+    dataset: Dataset,
+    prompt_version: PromptVersion,
+    threshold: float,
+    kind: str = ScoringRun.Kind.SCORE,
+    chunk_size: int | None = None,
+    created_by: AbstractBaseUser | None = None,
+    queue: bool = True,
+) -> ScoringRun:
+    """Create a run and its chunks; with queue=True the tasks are sent when the transaction commits."""
+    if dataset.state != Dataset.State.READY:
+        raise StateConflict("The dataset has not finished importing.")
+    if not 0.0 < threshold <= 1.0:
+        raise ValidationFailed("The threshold must be in (0, 1].")
+    chunk_size = chunk_size or settings.Q16_CHUNK_SIZE
+    if chunk_size < 1:
+        raise ValidationFailed("The chunk size must be positive.")
+
+    with transaction.atomic():
+        image_ids = list(
+            Image.objects.filter(dataset=dataset, status=Image.Status.OK)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        if not image_ids:
+            raise ValidationFailed("The dataset has no valid images to score.")
+        run = ScoringRun(
+            dataset=dataset,
+            prompt_version=prompt_version,
+            model_key=prompt_version.model_key,
+            kind=kind,
+            threshold=threshold,
+            total=len(image_ids),
+            chunks_total=(len(image_ids) + chunk_size - 1) // chunk_size,
+            created_by=created_by,
+        )
+        run.full_clean()
+        run.save()
+        ScoringChunk.objects.bulk_create(
+            ScoringChunk(
+                run=run,
+                index=index,
+                first_image_id=image_ids[start],
+                last_image_id=image_ids[min(start + chunk_size, len(image_ids)) - 1],
+            )
+            for index, start in enumerate(range(0, len(image_ids), chunk_size))
+        )
+        if queue:
+            _queue_run(run)
+    return run
+
+
+def _queue_run(run: ScoringRun) -> None:
+    from worker.tasks import rescore_run, score_chunk
+
+    run_id = run.pk
+    if run.kind == ScoringRun.Kind.RESCORE:
+        transaction.on_commit(lambda: rescore_run.delay(run_id))
+        return
+    chunk_ids = list(run.chunks.values_list("id", flat=True))
+    transaction.on_commit(lambda: [score_chunk.delay(chunk_id) for chunk_id in chunk_ids])
+
+
+def scoring_chunk_process(
+    *,
+    chunk_id: int,
+    clip_provider: ClipProvider | None,
+    batch_size: int | None = None,
+    decode_workers: int | None = None,
+) -> ScoringChunk:
+    """Embed the chunk's uncached images, score all of them and flag those over the threshold.
+
+    clip_provider=None scores from cached embeddings only (rescore): an image without a
+    cached embedding counts as failed instead of being encoded.
+    """
+    chunk = ScoringChunk.objects.select_related("run", "run__prompt_version", "run__dataset").get(
+        pk=chunk_id
+    )
+    run = chunk.run
+    if chunk.state == ScoringChunk.State.DONE or run.state == ScoringRun.State.FAILED:
+        return chunk
+    ScoringChunk.objects.filter(pk=chunk.pk).update(attempts=F("attempts") + 1)
+    ScoringRun.objects.filter(pk=run.pk, state=ScoringRun.State.PENDING).update(
+        state=ScoringRun.State.RUNNING, started_at=timezone.now()
+    )
+
+    images = list(
+        Image.objects.filter(
+            dataset_id=run.dataset_id,
+            status=Image.Status.OK,
+            id__gte=chunk.first_image_id,
+            id__lte=chunk.last_image_id,
+        ).order_by("id")
+    )
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    vectors, failures, encoded = _embeddings_for(
+        images=images,
+        model_key=run.model_key,
+        dim=run.prompt_version.dim,
+        root=Path(run.dataset.root_path),
+        clip_provider=clip_provider,
+        batch_size=batch_size or settings.Q16_BATCH_SIZE,
+        decode_workers=decode_workers or settings.Q16_DECODE_WORKERS or None,
+        timings=timings,
+    )
+
+    scored_images = [image for image in images if image.sha256 in vectors]
+    t0 = time.perf_counter()
+    prompts = prompts_from_bytes(bytes(run.prompt_version.vectors))
+    probabilities = (
+        inappropriate_probability(np.stack([vectors[i.sha256] for i in scored_images]), prompts)
+        if scored_images
+        else np.zeros(0, dtype=np.float32)
+    )
+    timings["score"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    with transaction.atomic():
+        locked = ScoringChunk.objects.select_for_update().get(pk=chunk.pk)
+        if locked.state == ScoringChunk.State.DONE:
+            return locked  # a duplicate delivery finished first
+        Score.objects.bulk_create(
+            [
+                Score(run=run, image=image, p_inappropriate=float(p))
+                for image, p in zip(scored_images, probabilities, strict=True)
+            ],
+            update_conflicts=True,
+            unique_fields=["run", "image"],
+            update_fields=["p_inappropriate"],
+            batch_size=1000,
+        )
+        from reviewer.services import review_items_sync
+
+        flagged = review_items_sync(
+            run=run,
+            scores={
+                image.pk: float(p) for image, p in zip(scored_images, probabilities, strict=True)
+            },
+        )
+        locked.state = ScoringChunk.State.DONE
+        locked.error = "; ".join(f"{sha[:12]}: {reason}" for sha, reason in failures.items())[:5000]
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["state", "error", "finished_at"])
+        failed_images = sum(1 for image in images if image.sha256 in failures)
+        timings["write"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - started
+        _add_chunk_to_run(
+            run_id=run.pk,
+            processed=len(images),
+            failed=failed_images,
+            flagged=flagged,
+            encoded=encoded,
+            timings=timings,
+        )
+    logger.info(
+        "run %s chunk %s: %s images, %s encoded, %s failed, %s flagged, %s",
+        run.pk,
+        chunk.index,
+        len(images),
+        encoded,
+        failed_images,
+        flagged,
+        {k: round(v, 3) for k, v in timings.items()},
+    )
+    return locked
+
+
+def _embeddings_for(
+    *,
+    images: list[Image],
+    model_key: str,
+    dim: int,
+    root: Path,
+    clip_provider: ClipProvider | None,
+    batch_size: int,
+    decode_workers: int | None,
+    timings: dict[str, float],
+) -> tuple[dict[str, np.ndarray], dict[str, str], int]:
+    """Cached or freshly computed embeddings by content hash, failures by hash, count encoded."""
+    hashes = sorted({image.sha256 for image in images})
+    vectors: dict[str, np.ndarray] = {}
+    t0 = time.perf_counter()
+    for start in range(0, len(hashes), 1000):
+        for sha, blob in Embedding.objects.filter(
+            model_key=model_key, sha256__in=hashes[start : start + 1000]
+        ).values_list("sha256", "vector"):
+            vectors[sha] = embeddings_from_bytes(bytes(blob), dim=dim)[0]
+    timings["cache_read"] = time.perf_counter() - t0
+
+    # One file per missing hash: identical files are encoded once.
+    missing: dict[str, Image] = {}
+    for image in images:
+        if image.sha256 not in vectors and image.sha256 not in missing:
+            missing[image.sha256] = image
+    failures: dict[str, str] = {}
+    if not missing:
+        return vectors, failures, 0
+    if clip_provider is None:
+        return vectors, {sha: "no cached embedding for this model" for sha in missing}, 0
+
+    clip = clip_provider(model_key)
+    missing_items = list(missing.items())
+    result = encode_files(
+        clip,
+        [root / image.relative_path for _, image in missing_items],
+        batch_size=batch_size,
+        decode_workers=decode_workers,
+    )
+    timings["encode"] = result.timings.get("wall", 0.0)
+    timings["decode"] = result.timings.get("decode", 0.0)
+    timings["forward"] = result.timings.get("forward", 0.0)
+    for position, reason in result.failures.items():
+        failures[missing_items[position][0]] = reason
+    new_rows = []
+    for row, position in enumerate(result.ok_indices):
+        sha = missing_items[position][0]
+        blob = embeddings_to_bytes(result.embeddings[row][None, :])
+        # Score from the cached (float16) value, so a rescore reproduces these scores exactly.
+        vectors[sha] = embeddings_from_bytes(blob, dim=dim)[0]
+        new_rows.append(Embedding(model_key=model_key, sha256=sha, vector=blob))
+    Embedding.objects.bulk_create(new_rows, ignore_conflicts=True, batch_size=1000)
+    return vectors, failures, len(result.ok_indices)
+
+
+def _add_chunk_to_run(
+    *, run_id: int, processed: int, failed: int, flagged: int, encoded: int, timings: dict
+) -> None:
+    run = ScoringRun.objects.select_for_update().get(pk=run_id)
+    run.processed += processed
+    run.failed += failed
+    run.flagged += flagged
+    run.encoded += encoded
+    run.chunks_done += 1
+    merged = dict(run.timings or {})
+    for stage, seconds in timings.items():
+        merged[stage] = round(merged.get(stage, 0.0) + seconds, 4)
+    run.timings = merged
+    if run.chunks_done >= run.chunks_total and run.state != ScoringRun.State.FAILED:
+        run.state = ScoringRun.State.SUCCEEDED
+        run.finished_at = timezone.now()
+    run.save()
+
+
+def scoring_run_fail(*, run_id: int, chunk_id: int | None, reason: str) -> None:
+    """Mark a run failed for good (a chunk exhausted its retries or cannot run at all)."""
+    with transaction.atomic():
+        if chunk_id is not None:
+            ScoringChunk.objects.filter(pk=chunk_id).exclude(state=ScoringChunk.State.DONE).update(
+                state=ScoringChunk.State.FAILED, error=reason[:5000]
+            )
+        ScoringRun.objects.filter(pk=run_id).exclude(state=ScoringRun.State.SUCCEEDED).update(
+            state=ScoringRun.State.FAILED, error=reason[:5000], finished_at=timezone.now()
+        )
+    logger.error("run %s failed: %s", run_id, reason)
+
+
+def scoring_run_rescore(*, run_id: int) -> ScoringRun:
+    """Score every chunk of a rescore run from cached embeddings, in this process."""
+    for chunk_id in ScoringChunk.objects.filter(
+        run_id=run_id, state=ScoringChunk.State.PENDING
+    ).values_list("id", flat=True):
+        scoring_chunk_process(chunk_id=chunk_id, clip_provider=None)
+    return ScoringRun.objects.get(pk=run_id)

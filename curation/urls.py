@@ -1,0 +1,34 @@
+"""Browser pages of the curation app (admins), included at the site root."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("datasets/", views.DatasetListView.as_view(), name="dataset-list"),
+    path("datasets/<int:dataset_id>/", views.DatasetDetailView.as_view(), name="dataset-detail"),
+    path(
+        "datasets/<int:dataset_id>/runs/",
+        views.ScoringRunStartView.as_view(),
+        name="dataset-run-start",
+    ),
+    path(
+        "datasets/<int:dataset_id>/train/",
+        views.TrainingStartView.as_view(),
+        name="dataset-train",
+    ),
+    path(
+        "datasets/<int:dataset_id>/exports/",
+        views.ExportStartView.as_view(),
+        name="dataset-export",
+    ),
+    path("prompts/", views.PromptVersionListView.as_view(), name="prompt-versions"),
+    path("prompts/zero-shot/", views.PromptZeroShotView.as_view(), name="prompt-zero-shot"),
+    path("prompts/import/", views.PromptImportView.as_view(), name="prompt-import"),
+    path(
+        "prompts/<int:version_id>/activate/",
+        views.PromptActivateView.as_view(),
+        name="prompt-activate",
+    ),
+]

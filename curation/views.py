@@ -1,0 +1,353 @@
+"""Admin pages of the browser UI: datasets, scoring runs, exports, prompt versions.
+
+Views parse a form and call a service or a selector; domain errors become form
+errors or flash messages. Nothing here runs a model: the work is queued by the
+services and progress is polled from the JSON API by static/js/poll.js.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.mixins import LoginRequiredMixin, UserPassesTestMixin
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.views import View
+
+from curation.errors import DomainError
+from curation.forms import (
+    DatasetCreateForm,
+    ExportForm,
+    PromptImportForm,
+    ScoringRunForm,
+    TrainingForm,
+    ZeroShotForm,
+)
+from curation.models import Dataset, Image, PromptJob, PromptVersion, ScoringRun
+from curation.selectors import (
+    active_prompt_version,
+    dataset_list,
+    dataset_summary,
+    prompt_version_list,
+)
+from curation.services.clip_config import configured_model_spec
+from curation.services.datasets import dataset_create_from_archive, dataset_create_from_folder
+from curation.services.exports import export_create
+from curation.services.prompts import (
+    prompt_job_create_training,
+    prompt_job_create_zero_shot,
+    prompt_version_activate,
+    prompt_version_import,
+)
+from curation.services.scoring import scoring_run_start
+from worker.engine.tuning import TuningConfig
+
+FAILED_FILES_SHOWN = 200
+RUNS_SHOWN = 50
+EXPORTS_SHOWN = 50
+PROMPT_JOBS_SHOWN = 50
+# Held-out metrics shown for trained versions: (key in metrics, full name, column header).
+METRICS = (
+    ("accuracy", "Accuracy", "Acc."),
+    ("precision", "Precision", "Prec."),
+    ("recall", "Recall", "Rec."),
+    ("f1", "F1 score", "F1"),
+)
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponseRedirect:
+    """Admins land on their datasets, reviewers on the review queue."""
+    return redirect("dataset-list" if request.user.is_staff else "review")
+
+
+class StaffRequiredMixin(LoginRequiredMixin, UserPassesTestMixin):
+    """Anonymous users go to the login page; logged-in non-staff users get a 403."""
+
+    def test_func(self) -> bool:
+        return self.request.user.is_staff
+
+
+def _model_key() -> str:
+    return configured_model_spec().key
+
+
+# --- Datasets -----------------------------------------------------------------------------
+
+
+class DatasetListView(StaffRequiredMixin, View):
+    template_name = "curation/dataset_list.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self._render(request, DatasetCreateForm())
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = DatasetCreateForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                if form.cleaned_data["folder"].strip():
+                    dataset = dataset_create_from_folder(
+                        name=form.cleaned_data["name"],
+                        folder=form.cleaned_data["folder"].strip(),
+                        created_by=request.user,
+                    )
+                else:
+                    dataset = dataset_create_from_archive(
+                        name=form.cleaned_data["name"],
+                        archive=form.cleaned_data["archive"],
+                        created_by=request.user,
+                    )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, f"Dataset “{dataset.name}” created; the import is queued.")
+                return redirect("dataset-detail", dataset_id=dataset.pk)
+        return self._render(request, form, status=400)
+
+    def _render(self, request: HttpRequest, form: DatasetCreateForm, status: int = 200):
+        return render(
+            request,
+            self.template_name,
+            {"datasets": dataset_list(), "form": form},
+            status=status,
+        )
+
+
+def _dataset_page(
+    request: HttpRequest,
+    dataset: Dataset,
+    *,
+    run_form: ScoringRunForm | None = None,
+    training_form: TrainingForm | None = None,
+    export_form: ExportForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    model_key = _model_key()
+    return render(
+        request,
+        "curation/dataset_detail.html",
+        {
+            "dataset": dataset,
+            "summary": dataset_summary(dataset=dataset),
+            "failed_images": Image.objects.filter(
+                dataset=dataset, status=Image.Status.FAILED
+            ).order_by("id")[:FAILED_FILES_SHOWN],
+            "failed_shown": FAILED_FILES_SHOWN,
+            "runs": dataset.runs.select_related("prompt_version").order_by("-created_at", "-id")[
+                :RUNS_SHOWN
+            ],
+            "exports": dataset.exports.order_by("-created_at", "-id")[:EXPORTS_SHOWN],
+            "model_key": model_key,
+            "has_prompt_versions": PromptVersion.objects.filter(model_key=model_key).exists(),
+            "run_form": run_form or ScoringRunForm(model_key=model_key),
+            "training_form": training_form or TrainingForm(model_key=model_key),
+            "export_form": export_form or ExportForm(),
+            "importing": dataset.state in (Dataset.State.PENDING, Dataset.State.IMPORTING),
+        },
+        status=status,
+    )
+
+
+class DatasetDetailView(StaffRequiredMixin, View):
+    def get(self, request: HttpRequest, dataset_id: int) -> HttpResponse:
+        return _dataset_page(request, get_object_or_404(Dataset, pk=dataset_id))
+
+
+class ScoringRunStartView(StaffRequiredMixin, View):
+    def post(self, request: HttpRequest, dataset_id: int) -> HttpResponse:
+        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        form = ScoringRunForm(request.POST, model_key=_model_key())
+        if form.is_valid():
+            try:
+                run = scoring_run_start(
+                    dataset=dataset,
+                    prompt_version=form.cleaned_data["prompt_version"],
+                    threshold=form.cleaned_data["threshold"],
+                    created_by=request.user,
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, f"Scoring run #{run.pk} queued: {run.total} images.")
+                return redirect(f"{reverse('dataset-detail', args=[dataset.pk])}#run-{run.pk}")
+        return _dataset_page(request, dataset, run_form=form, status=400)
+
+
+class TrainingStartView(StaffRequiredMixin, View):
+    def post(self, request: HttpRequest, dataset_id: int) -> HttpResponse:
+        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        form = TrainingForm(request.POST, model_key=_model_key())
+        if form.is_valid():
+            values = form.cleaned_data
+            try:
+                job = prompt_job_create_training(
+                    dataset=dataset,
+                    parent=values["parent"],
+                    config=TuningConfig(
+                        epochs=values["epochs"],
+                        lr=values["lr"],
+                        momentum=values["momentum"],
+                        batch_size=values["batch_size"],
+                        seed=values["seed"],
+                    ),
+                    heldout_fraction=values["heldout_fraction"],
+                    name=values["name"],
+                    created_by=request.user,
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(
+                    request,
+                    f"Training job #{job.pk} queued; the new version appears under Prompts.",
+                )
+                return redirect(f"{reverse('prompt-versions')}#job-{job.pk}")
+        return _dataset_page(request, dataset, training_form=form, status=400)
+
+
+class ExportStartView(StaffRequiredMixin, View):
+    def post(self, request: HttpRequest, dataset_id: int) -> HttpResponse:
+        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        form = ExportForm(request.POST)
+        if form.is_valid():
+            try:
+                export = export_create(
+                    dataset=dataset,
+                    format=form.cleaned_data["format"],
+                    scope=form.cleaned_data["scope"],
+                    created_by=request.user,
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, f"Export #{export.pk} queued.")
+                return redirect(f"{reverse('dataset-detail', args=[dataset.pk])}#exports")
+        return _dataset_page(request, dataset, export_form=form, status=400)
+
+
+# --- Prompt versions ----------------------------------------------------------------------
+
+
+def _metric_rows(version: PromptVersion) -> list[dict]:
+    """Held-out metrics of a trained version next to its parent's and the active version's."""
+    metrics = version.metrics or {}
+    rows = []
+    for key, label in (
+        ("heldout", "This version"),
+        ("parent_heldout", "Parent"),
+        ("active_heldout", "Active"),
+    ):
+        values = metrics.get(key)
+        if isinstance(values, dict):
+            rows.append({"label": label, "values": [values.get(name) for name, _, _ in METRICS]})
+    return rows
+
+
+def _prompts_page(
+    request: HttpRequest,
+    *,
+    zero_shot_form: ZeroShotForm | None = None,
+    import_form: PromptImportForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    model_key = _model_key()
+    versions = [
+        {"version": version, "metric_rows": _metric_rows(version)}
+        for version in prompt_version_list().select_related("parent")
+    ]
+    return render(
+        request,
+        "curation/prompt_versions.html",
+        {
+            "versions": versions,
+            "metric_headers": METRICS,
+            "model_key": model_key,
+            "active": active_prompt_version(model_key=model_key),
+            "jobs": PromptJob.objects.select_related("dataset", "parent", "result").order_by(
+                "-created_at", "-id"
+            )[:PROMPT_JOBS_SHOWN],
+            "zero_shot_form": zero_shot_form or ZeroShotForm(),
+            "import_form": import_form or PromptImportForm(),
+        },
+        status=status,
+    )
+
+
+class PromptVersionListView(StaffRequiredMixin, View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return _prompts_page(request)
+
+
+class PromptZeroShotView(StaffRequiredMixin, View):
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = ZeroShotForm(request.POST)
+        if form.is_valid():
+            try:
+                job = prompt_job_create_zero_shot(
+                    model_key=_model_key(),
+                    appropriate=form.cleaned_data["appropriate"],
+                    inappropriate=form.cleaned_data["inappropriate"],
+                    name=form.cleaned_data["name"],
+                    created_by=request.user,
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, f"Zero-shot job #{job.pk} queued.")
+                return redirect(f"{reverse('prompt-versions')}#job-{job.pk}")
+        return _prompts_page(request, zero_shot_form=form, status=400)
+
+
+class PromptImportView(StaffRequiredMixin, View):
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = PromptImportForm(request.POST, request.FILES)
+        if form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                version = prompt_version_import(
+                    name=form.cleaned_data["name"] or upload.name,
+                    model_key=_model_key(),
+                    data=upload.read(),
+                    created_by=request.user,
+                )
+            except DomainError as exc:
+                form.add_error("file", exc.message)
+            else:
+                messages.success(request, f"Imported prompt version #{version.pk} “{version.name}”.")
+                return redirect(f"{reverse('prompt-versions')}#version-{version.pk}")
+        return _prompts_page(request, import_form=form, status=400)
+
+
+class PromptActivateView(StaffRequiredMixin, View):
+    def post(self, request: HttpRequest, version_id: int) -> HttpResponse:
+        version = get_object_or_404(PromptVersion, pk=version_id)
+        try:
+            runs = prompt_version_activate(version=version, created_by=request.user)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, _activation_message(version, runs))
+        return redirect(f"{reverse('prompt-versions')}#version-{version.pk}")
+
+
+def _activation_message(version: PromptVersion, runs: list[ScoringRun]) -> str:
+    head = format_html(
+        "Activated “{}”; rescoring {} dataset{} from cached embeddings",
+        version.name,
+        len(runs),
+        "" if len(runs) == 1 else "s",
+    )
+    if not runs:
+        return format_html("{}.", head)
+    links = format_html_join(
+        ", ",
+        '<a href="{}#run-{}">run #{} ({})</a>',
+        (
+            (reverse("dataset-detail", args=[run.dataset_id]), run.pk, run.pk, run.dataset.name)
+            for run in runs
+        ),
+    )
+    return format_html("{}: {}.", head, links)
+

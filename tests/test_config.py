@@ -1,0 +1,103 @@
+"""Settings from the environment, the OpenAPI schema, and API authentication."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.conftest import REPO_ROOT
+
+
+def _import_settings(**env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    return subprocess.run(
+        [sys.executable, "-c", "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); django.setup(); from django.conf import settings; print(settings.DEBUG, settings.DATABASES['default']['ENGINE'])"],
+        cwd=REPO_ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
+def test_secret_key_is_required_when_debug_is_off():
+    result = _import_settings()
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_debug_is_off_by_default_and_database_url_selects_postgres():
+    result = _import_settings(SECRET_KEY="k", DATABASE_URL="postgres://u@127.0.0.1:5432/db")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "django.db.backends.postgresql"]
+
+
+@pytest.mark.django_db
+def test_openapi_schema_is_served_and_covers_the_api(admin_user):
+    client = APIClient()
+    client.force_login(admin_user)
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    schema = response.json()
+    for path in (
+        "/api/datasets/",
+        "/api/runs/",
+        "/api/prompt-versions/import/",
+        "/api/prompt-versions/{version_id}/activate/",
+        "/api/prompt-jobs/",
+        "/api/exports/{export_id}/download/",
+        "/api/review/next/",
+        "/api/review/items/{item_id}/decision/",
+    ):
+        assert path in schema["paths"], path
+
+
+def test_schema_generation_has_no_warnings():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "spectacular", "--validate", "--fail-on-warn", "--file", os.devnull],
+        cwd=REPO_ROOT,
+        env={**os.environ, "SECRET_KEY": os.environ.get("SECRET_KEY", "k")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("who", "method", "url", "expected"),
+    [
+        ("anonymous", "get", "/api/datasets/", 401),
+        ("reviewer", "get", "/api/datasets/", 403),
+        ("reviewer", "post", "/api/exports/", 403),
+        ("reviewer", "get", "/api/prompt-versions/", 403),
+        ("reviewer", "get", "/api/review/next/", 204),
+        ("admin", "get", "/api/datasets/", 200),
+        ("admin-token", "get", "/api/datasets/", 200),
+        ("anonymous", "get", "/api/review/next/", 401),
+    ],
+)
+def test_api_permissions(who, method, url, expected, admin_user, reviewer_user):
+    client = APIClient()
+    if who == "reviewer":
+        client.force_login(reviewer_user)
+    elif who == "admin":
+        client.force_login(admin_user)
+    elif who == "admin-token":
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
+    response = getattr(client, method)(url, {}, format="json")
+    assert response.status_code == expected
+
+
+@pytest.mark.django_db
+def test_token_endpoint_issues_tokens(admin_user):
+    response = APIClient().post(
+        "/api/auth/token/", {"username": "admin", "password": "admin-pass-123"}, format="json"
+    )
+    assert response.status_code == 200 and len(response.json()["token"]) == 40

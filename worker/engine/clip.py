@@ -1,0 +1,432 @@
+"""Loading a frozen open_clip CLIP model and encoding images and texts with it.
+
+A model is named the open_clip way: an architecture name (``ViT-B-16``) plus
+either a pretrained tag (``openai``, downloaded by open_clip on first use) or a
+local checkpoint file (for machines without internet, and for tests). Both go
+through :func:`open_clip.create_model_and_transforms`, so a checkpoint is
+loaded exactly like real weights.
+
+The project ships its own model configs in :data:`MODEL_CONFIG_DIR` (notably
+``q16-tiny``, a CLIP small enough to build and run on a CPU in milliseconds),
+registered with open_clip by :func:`register_model_configs`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "MODEL_CONFIG_DIR",
+    "ClipModel",
+    "ModelLoadError",
+    "ModelSpec",
+    "build_random_checkpoint",
+    "load_clip",
+    "register_model_configs",
+    "resolve_device",
+]
+
+logger = logging.getLogger(__name__)
+
+MODEL_CONFIG_DIR: Path = Path(__file__).resolve().parent / "model_configs"
+"""Folder of open_clip model configs shipped with the project (``q16-tiny.json``, ...)."""
+
+_HASH_BLOCK = 1 << 20  # 1 MiB: big enough to be fast, small enough to stream multi-GB weights
+_KEY_HASH_CHARS = 16
+
+_register_lock = threading.Lock()
+_registered = False
+
+
+class ModelLoadError(ValueError):
+    """A model could not be specified, found or loaded (bad name, tag, file or device)."""
+
+
+def register_model_configs() -> None:
+    """Register the project's model configs (:data:`MODEL_CONFIG_DIR`) with open_clip.
+
+    Idempotent and thread-safe: open_clip appends to a global search path and
+    rescans it on every call, so we only do it once per process.
+    """
+    global _registered
+    with _register_lock:
+        if _registered:
+            return
+        open_clip.add_model_config(MODEL_CONFIG_DIR)
+        _registered = True
+        logger.debug("registered open_clip model configs from %s", MODEL_CONFIG_DIR)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    # size and mtime_ns are part of the cache key only: a rewritten file is re-hashed.
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checkpoint_sha256(path: str | Path) -> str:
+    """Return the SHA-256 hex digest of a checkpoint file, cached per (path, size, mtime)."""
+    resolved = Path(path).expanduser().resolve()
+    try:
+        st = resolved.stat()
+    except FileNotFoundError as exc:
+        raise ModelLoadError(f"checkpoint file not found: {path}") from exc
+    except OSError as exc:
+        raise ModelLoadError(f"checkpoint file unreadable: {path}: {exc}") from exc
+    if not resolved.is_file():
+        raise ModelLoadError(f"checkpoint path is not a file: {path}")
+    return _file_sha256(str(resolved), st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which CLIP to load: an open_clip architecture plus the source of its weights.
+
+    Exactly one of ``pretrained`` (an open_clip pretrained tag such as
+    ``"openai"``) or ``checkpoint_path`` (a local weights file) must be given.
+
+    Note that OpenAI's weights were trained with QuickGELU: when loading them
+    from a checkpoint file, name the ``-quickgelu`` architecture
+    (``ViT-B-16-quickgelu``). With a pretrained tag :func:`load_clip` sets
+    QuickGELU from the tag's metadata itself.
+
+    Attributes:
+        name: open_clip model (architecture) name, e.g. ``"ViT-B-16"`` or ``"q16-tiny"``.
+        pretrained: open_clip pretrained tag, e.g. ``"openai"``.
+        checkpoint_path: path of a local checkpoint (state dict) for ``name``.
+    """
+
+    name: str
+    pretrained: str | None = None
+    checkpoint_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ModelLoadError("model name is empty")
+        if (self.pretrained is None) == (self.checkpoint_path is None):
+            raise ModelLoadError(
+                f"model {self.name!r}: give exactly one of a pretrained tag or a checkpoint path "
+                f"(got pretrained={self.pretrained!r}, checkpoint_path={self.checkpoint_path!r})"
+            )
+        if self.pretrained == "" or self.checkpoint_path == "":
+            raise ModelLoadError(f"model {self.name!r}: empty pretrained tag or checkpoint path")
+
+    @property
+    def key(self) -> str:
+        """A stable identity of the weights, used as the embedding-cache key.
+
+        ``"<name>/<tag>"`` for a pretrained tag; ``"<name>/sha256-<16 hex>"`` for a
+        checkpoint, from the file's content, so moving or renaming the file keeps
+        the key and overwriting it with other weights changes it.
+
+        Raises:
+            ModelLoadError: the checkpoint file does not exist or cannot be read.
+        """
+        if self.pretrained is not None:
+            return f"{self.name}/{self.pretrained}"
+        assert self.checkpoint_path is not None  # guaranteed by __post_init__
+        digest = _checkpoint_sha256(self.checkpoint_path)
+        return f"{self.name}/sha256-{digest[:_KEY_HASH_CHARS]}"
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn a device setting into a :class:`torch.device`.
+
+    Args:
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``
+            or ``"cuda:N"``.
+
+    Raises:
+        ModelLoadError: unknown device string, or CUDA requested but unavailable.
+    """
+    setting = device.strip().lower()
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting == "cpu":
+        return torch.device("cpu")
+    if setting == "cuda" or setting.startswith("cuda:"):
+        try:
+            resolved = torch.device(setting)
+        except RuntimeError as exc:
+            raise ModelLoadError(f"invalid device {device!r}") from exc
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"device {device!r} requested but CUDA is not available")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ModelLoadError(
+                f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+        return resolved
+    raise ModelLoadError(f"unsupported device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+def _image_size_of(model: torch.nn.Module) -> int:
+    # The val transform resizes the shortest side to this and centre-crops to it;
+    # for a non-square input size the larger side is the safe decode target.
+    visual = getattr(model, "visual", None)
+    size: Any = None
+    preprocess_cfg = getattr(visual, "preprocess_cfg", None)
+    if isinstance(preprocess_cfg, dict):
+        size = preprocess_cfg.get("size")
+    if size is None:
+        size = getattr(visual, "image_size", None)
+    if size is None:
+        raise ModelLoadError("cannot determine the model's input image size")
+    if isinstance(size, int):
+        return size
+    return int(max(size))
+
+
+def _embed_dim_of(name: str, model: torch.nn.Module) -> int:
+    config = open_clip.get_model_config(name)
+    if isinstance(config, dict) and "embed_dim" in config:
+        return int(config["embed_dim"])
+    output_dim = getattr(getattr(model, "visual", None), "output_dim", None)
+    if output_dim is None:
+        raise ModelLoadError(f"cannot determine the embedding dimension of {name!r}")
+    return int(output_dim)
+
+
+class _ClipEncoders(Protocol):
+    """The two methods of open_clip's CLIP/CustomTextCLIP that the engine uses."""
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor: ...
+
+    def encode_text(self, text: torch.Tensor) -> torch.Tensor: ...
+
+
+class ClipModel:
+    """A loaded, frozen CLIP model with its preprocessing and tokenizer.
+
+    Build it with :func:`load_clip`. Thread-safety: encoding from several
+    threads is safe (inference only), but one thread per model is the
+    efficient pattern; the pipeline parallelises decoding, not the forward.
+
+    Attributes:
+        spec: what was loaded.
+        model: the open_clip model, in eval mode, with ``requires_grad`` off.
+        preprocess: open_clip's validation transform (PIL image -> float tensor (3, H, W)).
+        tokenizer: open_clip tokenizer for the model.
+        device: the device the model lives on.
+        dim: joint embedding dimension D.
+        image_size: side length of the model's input images.
+        key: :attr:`ModelSpec.key`, the embedding-cache identity of the weights.
+    """
+
+    def __init__(
+        self,
+        *,
+        spec: ModelSpec,
+        model: torch.nn.Module,
+        preprocess: Callable[[Any], torch.Tensor],
+        tokenizer: Callable[..., torch.Tensor],
+        device: torch.device,
+        key: str,
+    ) -> None:
+        self.spec = spec
+        self.model = model
+        self._encoders = cast(_ClipEncoders, model)
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.device = device
+        self.key = key
+        self.dim = _embed_dim_of(spec.name, model)
+        self.image_size = _image_size_of(model)
+
+    def __repr__(self) -> str:
+        return (
+            f"ClipModel(key={self.key!r}, device={str(self.device)!r}, dim={self.dim}, "
+            f"image_size={self.image_size})"
+        )
+
+    @property
+    def is_cuda(self) -> bool:
+        """Whether the model runs on a CUDA device."""
+        return self.device.type == "cuda"
+
+    def encode_image_batch(self, pixels: torch.Tensor) -> np.ndarray:
+        """Encode a batch of preprocessed images into L2-normalised embeddings.
+
+        On CUDA the forward runs under bf16 autocast and the host-to-device copy
+        is non-blocking (pass pinned memory to overlap it); on CPU it runs in fp32.
+
+        Args:
+            pixels: float tensor (N, 3, H, W), as produced by stacking :attr:`preprocess` outputs.
+
+        Returns:
+            float32 array (N, D), each row of unit norm.
+        """
+        if pixels.ndim != 4:
+            raise ValueError(f"expected pixels of shape (N, 3, H, W), got {tuple(pixels.shape)}")
+        with torch.inference_mode():
+            x = pixels.to(self.device, non_blocking=self.is_cuda)
+            if self.is_cuda:
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+                    features = self._encoders.encode_image(x)
+            else:
+                features = self._encoders.encode_image(x)
+            # Normalise in fp32: bf16 rounding would leave norms visibly off 1.
+            features = F.normalize(features.float(), dim=-1)
+            return np.ascontiguousarray(features.cpu().numpy(), dtype=np.float32)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode texts into RAW (not normalised) text features.
+
+        Runs in fp32 on every device: there are only a handful of prompt texts and
+        their exact values become the starting point of prompt tuning.
+
+        Args:
+            texts: one or more strings.
+
+        Returns:
+            float32 array (N, D).
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode_texts expects a sequence of strings, not a single string")
+        if len(texts) == 0:
+            raise ValueError("encode_texts needs at least one text")
+        with torch.inference_mode():
+            tokens = self.tokenizer(list(texts)).to(self.device)
+            features = self._encoders.encode_text(tokens)
+            return np.ascontiguousarray(features.float().cpu().numpy(), dtype=np.float32)
+
+
+def _checked_pretrained_tag(name: str, tag: str) -> dict[str, Any]:
+    config = open_clip.get_pretrained_cfg(name, tag)
+    if not config:
+        known = open_clip.list_pretrained_tags_by_model(name)
+        raise ModelLoadError(
+            f"unknown pretrained tag {tag!r} for model {name!r}; known tags: {known or 'none'}"
+        )
+    return dict(config)
+
+
+def load_clip(spec: ModelSpec, *, device: str = "auto") -> ClipModel:
+    """Load a frozen CLIP model for inference.
+
+    Pretrained tags are fetched (and cached) by open_clip; checkpoint files go
+    through the same ``create_model_and_transforms`` call, as a file path.
+
+    Args:
+        spec: architecture and weights to load.
+        device: see :func:`resolve_device`.
+
+    Returns:
+        The model in eval mode with gradients disabled, plus its transform and tokenizer.
+
+    Raises:
+        ModelLoadError: unknown model name or tag, missing or unreadable checkpoint,
+            weights that do not fit the architecture, or an unavailable device.
+    """
+    register_model_configs()
+    torch_device = resolve_device(device)
+    if spec.name not in open_clip.list_models():
+        raise ModelLoadError(
+            f"unknown open_clip model {spec.name!r} (see open_clip.list_models(); "
+            f"project configs live in {MODEL_CONFIG_DIR})"
+        )
+
+    force_quick_gelu = False
+    if spec.pretrained is not None:
+        tag_config = _checked_pretrained_tag(spec.name, spec.pretrained)
+        # open_clip 3 only *warns* when e.g. ViT-B-16 + "openai" mismatch in GELU flavour;
+        # the tag metadata knows the right one, so follow it.
+        force_quick_gelu = bool(tag_config.get("quick_gelu", False))
+        source = spec.pretrained
+    else:
+        assert spec.checkpoint_path is not None
+        # An absolute path can never be mistaken by open_clip for a pretrained tag.
+        source = str(Path(spec.checkpoint_path).expanduser().resolve())
+    key = spec.key  # raises ModelLoadError for a missing checkpoint, before any heavy work
+
+    started = time.perf_counter()
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            spec.name,
+            pretrained=source,
+            device=torch_device,
+            force_quick_gelu=force_quick_gelu,
+        )
+        tokenizer = open_clip.get_tokenizer(spec.name)
+    except Exception as exc:  # open_clip/torch raise many types; callers need one domain error
+        raise ModelLoadError(f"could not load model {spec.name!r} from {source!r}: {exc}") from exc
+
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+
+    clip = ClipModel(
+        spec=spec,
+        model=model,
+        preprocess=preprocess,
+        tokenizer=tokenizer,
+        device=torch_device,
+        key=key,
+    )
+    logger.info(
+        "loaded CLIP %s on %s in %.2fs (dim=%d, image_size=%d)",
+        key,
+        torch_device,
+        time.perf_counter() - started,
+        clip.dim,
+        clip.image_size,
+    )
+    return clip
+
+
+def build_random_checkpoint(model_name: str, path: str | Path, *, seed: int = 0) -> Path:
+    """Create a randomly initialised open_clip model and save its state dict.
+
+    Used by tests and benchmarks, which never download weights: the result loads
+    through :func:`load_clip` exactly like real weights. Deterministic: a seed
+    always gives the same file bytes, hence the same :attr:`ModelSpec.key`. The
+    caller's global torch RNG state is left untouched.
+
+    Args:
+        model_name: open_clip architecture, e.g. ``"q16-tiny"``.
+        path: where to write the checkpoint (parent folders are created).
+        seed: torch seed for the random initialisation.
+
+    Returns:
+        The checkpoint path.
+
+    Raises:
+        ModelLoadError: unknown model name.
+    """
+    register_model_configs()
+    if model_name not in open_clip.list_models():
+        raise ModelLoadError(f"unknown open_clip model {model_name!r}")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.create_model(model_name, pretrained=None, device="cpu")
+    # Write then rename, so a concurrent reader never sees half a file.
+    tmp_name = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        # Saving through a file object (not a path) keeps the archive's internal
+        # name fixed ("archive"), so a seed always yields the same bytes and key.
+        with open(tmp_name, "wb") as fh:
+            torch.save(model.state_dict(), fh)
+        os.replace(tmp_name, target)
+    except BaseException:
+        tmp_name.unlink(missing_ok=True)
+        raise
+    logger.info("wrote random %s checkpoint (seed %d) to %s", model_name, seed, target)
+    return target

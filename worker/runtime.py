@@ -1,0 +1,40 @@
+"""The worker process's CLIP model: loaded once per process, after the fork, on first use."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+
+from worker.engine.clip import ClipModel, ModelLoadError, load_clip
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_models: dict[str, ClipModel] = {}
+
+
+def get_clip(model_key: str) -> ClipModel:
+    """The configured model, if its key is model_key; loaded on the first call in this process.
+
+    Raises ModelLoadError when this worker is configured with other weights than the
+    run needs, since scoring with them would mix incompatible embeddings.
+    """
+    from curation.services.clip_config import configured_model_spec
+
+    spec = configured_model_spec()
+    if spec.key != model_key:
+        raise ModelLoadError(
+            f"this worker is configured with {spec.key}, but the job needs {model_key}; "
+            "start a worker with matching Q16_CLIP_MODEL / Q16_CLIP_PRETRAINED / Q16_CLIP_CHECKPOINT"
+        )
+    with _lock:
+        if model_key not in _models:
+            logger.info("loading CLIP %s on %s", model_key, settings.Q16_DEVICE)
+            _models[model_key] = load_clip(spec, device=settings.Q16_DEVICE)
+        return _models[model_key]
+
+
+def loaded_model_keys() -> list[str]:
+    return list(_models)
