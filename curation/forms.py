@@ -49,7 +49,9 @@ class DatasetCreateForm(forms.Form):
         has_folder = bool(cleaned.get("folder", "").strip())
         has_archive = bool(cleaned.get("archive"))
         if has_folder == has_archive and not self.errors:
-            raise forms.ValidationError("Give a server folder or upload a .zip archive (one of them).")
+            raise forms.ValidationError(
+                "Give a server folder or upload a .zip archive (one of them)."
+            )
         return cleaned
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.db.models import Count, Q, QuerySet
 
-from curation.models import Dataset, Embedding, Image, PromptVersion, ScoringRun
+from curation.models import Dataset, Embedding, Export, Image, PromptJob, PromptVersion, ScoringRun
 from reviewer.models import Decision
 from reviewer.selectors import latest_verdict_subquery
 from worker.engine.store import embeddings_from_bytes
@@ -90,7 +90,7 @@ def dataset_summary(*, dataset: Dataset) -> dict[str, int]:
 
 
 def prompt_version_list(*, model_key: str | None = None) -> QuerySet[PromptVersion]:
-    versions = PromptVersion.objects.select_related("parent").order_by("-created_at")
+    versions = PromptVersion.objects.select_related("parent", "created_by").order_by("-created_at")
     if model_key:
         versions = versions.filter(model_key=model_key)
     return versions
@@ -98,3 +98,21 @@ def prompt_version_list(*, model_key: str | None = None) -> QuerySet[PromptVersi
 
 def active_prompt_version(*, model_key: str) -> PromptVersion | None:
     return PromptVersion.objects.filter(model_key=model_key, is_active=True).first()
+
+
+def dataset_failed_images(*, dataset: Dataset, limit: int = 200) -> QuerySet[Image]:
+    return Image.objects.filter(dataset=dataset, status=Image.Status.FAILED).order_by("id")[:limit]
+
+
+def dataset_runs(*, dataset: Dataset, limit: int = 50) -> QuerySet[ScoringRun]:
+    return dataset.runs.select_related("prompt_version").order_by("-created_at", "-id")[:limit]
+
+
+def dataset_exports(*, dataset: Dataset, limit: int = 50) -> QuerySet[Export]:
+    return dataset.exports.order_by("-created_at", "-id")[:limit]
+
+
+def prompt_job_list(*, limit: int = 50) -> QuerySet[PromptJob]:
+    return PromptJob.objects.select_related("dataset", "parent", "result").order_by(
+        "-created_at", "-id"
+    )[:limit]

@@ -25,11 +25,15 @@ from curation.forms import (
     TrainingForm,
     ZeroShotForm,
 )
-from curation.models import Dataset, Image, PromptJob, PromptVersion, ScoringRun
+from curation.models import Dataset, PromptVersion, ScoringRun
 from curation.selectors import (
     active_prompt_version,
+    dataset_exports,
+    dataset_failed_images,
     dataset_list,
+    dataset_runs,
     dataset_summary,
+    prompt_job_list,
     prompt_version_list,
 )
 from curation.services.clip_config import configured_model_spec
@@ -102,7 +106,9 @@ class DatasetListView(StaffRequiredMixin, View):
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
-                messages.success(request, f"Dataset “{dataset.name}” created; the import is queued.")
+                messages.success(
+                    request, f"Dataset “{dataset.name}” created; the import is queued."
+                )
                 return redirect("dataset-detail", dataset_id=dataset.pk)
         return self._render(request, form, status=400)
 
@@ -131,14 +137,10 @@ def _dataset_page(
         {
             "dataset": dataset,
             "summary": dataset_summary(dataset=dataset),
-            "failed_images": Image.objects.filter(
-                dataset=dataset, status=Image.Status.FAILED
-            ).order_by("id")[:FAILED_FILES_SHOWN],
+            "failed_images": dataset_failed_images(dataset=dataset, limit=FAILED_FILES_SHOWN),
             "failed_shown": FAILED_FILES_SHOWN,
-            "runs": dataset.runs.select_related("prompt_version").order_by("-created_at", "-id")[
-                :RUNS_SHOWN
-            ],
-            "exports": dataset.exports.order_by("-created_at", "-id")[:EXPORTS_SHOWN],
+            "runs": dataset_runs(dataset=dataset, limit=RUNS_SHOWN),
+            "exports": dataset_exports(dataset=dataset, limit=EXPORTS_SHOWN),
             "model_key": model_key,
             "has_prompt_versions": PromptVersion.objects.filter(model_key=model_key).exists(),
             "run_form": run_form or ScoringRunForm(model_key=model_key),
@@ -255,7 +257,7 @@ def _prompts_page(
     model_key = _model_key()
     versions = [
         {"version": version, "metric_rows": _metric_rows(version)}
-        for version in prompt_version_list().select_related("parent")
+        for version in prompt_version_list()
     ]
     return render(
         request,
@@ -265,9 +267,7 @@ def _prompts_page(
             "metric_headers": METRICS,
             "model_key": model_key,
             "active": active_prompt_version(model_key=model_key),
-            "jobs": PromptJob.objects.select_related("dataset", "parent", "result").order_by(
-                "-created_at", "-id"
-            )[:PROMPT_JOBS_SHOWN],
+            "jobs": prompt_job_list(limit=PROMPT_JOBS_SHOWN),
             "zero_shot_form": zero_shot_form or ZeroShotForm(),
             "import_form": import_form or PromptImportForm(),
         },
@@ -315,7 +315,9 @@ class PromptImportView(StaffRequiredMixin, View):
             except DomainError as exc:
                 form.add_error("file", exc.message)
             else:
-                messages.success(request, f"Imported prompt version #{version.pk} “{version.name}”.")
+                messages.success(
+                    request, f"Imported prompt version #{version.pk} “{version.name}”."
+                )
                 return redirect(f"{reverse('prompt-versions')}#version-{version.pk}")
         return _prompts_page(request, import_form=form, status=400)
 
@@ -350,4 +352,3 @@ def _activation_message(version: PromptVersion, runs: list[ScoringRun]) -> str:
         ),
     )
     return format_html("{}: {}.", head, links)
-

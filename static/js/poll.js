@@ -7,7 +7,7 @@
  * (not those of a nested poller):
  *
  *   data-field="a.b"           text = JSON value at that path (data-format: int, fixed1,
- *                              fixed2, fixed3, percent); sets data-value for CSS too
+ *                              fixed2, fixed3, percent, datetime); sets data-value for CSS too
  *   data-progress="processed"  a <progress>: value from that field, max from
  *   data-progress-max="total"  data-progress-max; indeterminate while active with no total
  *   data-show-states="a,b"     shown only in those states
@@ -47,6 +47,8 @@
       case "fixed2": return isFinite(n) ? n.toFixed(2) : String(value);
       case "fixed3": return isFinite(n) ? n.toFixed(3) : String(value);
       case "percent": return isFinite(n) ? (n * 100).toFixed(1) + "%" : String(value);
+      // ISO 8601 from the API, shown like the server renders it (UTC, to the second).
+      case "datetime": return String(value).slice(0, 19).replace("T", " ");
       default: return String(value);
     }
   }

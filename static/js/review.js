@@ -245,7 +245,9 @@
     button.addEventListener("click", function () { decide(button.getAttribute("data-verdict")); });
   });
   els.reveal.addEventListener("click", toggleReveal);
-  els.refresh.addEventListener("click", function () { loadNext(""); });
+  els.refresh.addEventListener("click", function () {
+    if (!state.busy) loadNext("");
+  });
 
   // --- help overlay ----------------------------------------------------------------------
 
@@ -283,6 +285,8 @@
     }
     if (helpIsOpen()) {
       if (event.key === "Escape") { event.preventDefault(); closeHelp(); }
+      // Keep the focus inside the dialog (its only control is the Close button).
+      if (event.key === "Tab") { event.preventDefault(); els.helpClose.focus(); }
       return;
     }
     var key = event.key.toLowerCase();

@@ -35,7 +35,9 @@ ADMIN_PASSWORD = "admin-pass-123"
 @pytest.fixture(scope="module")
 def browser():
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        message = f"{CHROMIUM} is missing: `apt-get install -y chromium` (never `playwright install`)"
+        message = (
+            f"{CHROMIUM} is missing: `apt-get install -y chromium` (never `playwright install`)"
+        )
         if IN_CI:
             pytest.fail(f"browser tests must run in CI: {message}")
         pytest.skip(message)
@@ -71,14 +73,9 @@ def page(browser, live_server):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def screenshot(page):
-    """Save a full-page screenshot when Q16_SCREENSHOT_DIR is set (for looking at the UI)."""
+    """Save screenshots (viewport and full page) when Q16_SCREENSHOT_DIR is set."""
     folder = os.environ.get("Q16_SCREENSHOT_DIR")
 
     def take(name: str) -> Path | None:
@@ -86,7 +83,8 @@ def screenshot(page):
             return None
         path = Path(folder) / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path))
+        page.screenshot(path=str(path.with_name(f"{name}-full.png")), full_page=True)
         return path
 
     return take
@@ -102,7 +100,9 @@ def login(page, username: str, password: str) -> None:
     assert "/accounts/login/" not in page.url, "login failed"
 
 
-def write_image(path: Path, *, size: tuple[int, int], colour: tuple[int, int, int], fmt: str) -> str:
+def write_image(
+    path: Path, *, size: tuple[int, int], colour: tuple[int, int, int], fmt: str
+) -> str:
     """A small real picture (gradient and shapes); returns its SHA-256."""
     width, height = size
     ramp = np.linspace(0.35, 1.0, width, dtype=np.float32)[None, :, None]

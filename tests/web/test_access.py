@@ -70,7 +70,9 @@ def test_home_sends_each_role_to_its_page(as_user, db, kind, target):
     assert response["Location"].split("?")[0] == reverse(target)
 
 
-@pytest.mark.parametrize(("kind", "expected"), [("admin", 200), ("reviewer", 200), ("anonymous", 302)])
+@pytest.mark.parametrize(
+    ("kind", "expected"), [("admin", 200), ("reviewer", 200), ("anonymous", 302)]
+)
 def test_review_page_is_for_every_logged_in_user(as_user, db, kind, expected):
     assert as_user(kind).get(reverse("review")).status_code == expected
 
@@ -84,7 +86,7 @@ def test_login_form_logs_in_and_header_has_post_logout(client, reviewer_user):
     )
     assert response.redirect_chain[-1][0] == reverse("review")
     html = response.content.decode()
-    assert re.search(r'<form method="post" action="%s"' % reverse("logout"), html)
+    assert f'<form method="post" action="{reverse("logout")}"' in html
     # Reviewers do not get the admin sections in the navigation.
     assert reverse("dataset-list") not in html
     logout = client.post(reverse("logout"))
@@ -104,7 +106,9 @@ INLINE_STYLE = re.compile(r"<[^>]+\sstyle\s*=", re.I)
 
 
 @pytest.mark.parametrize("name", [*PAGES, "review", "login"])
-def test_pages_have_no_inline_script_style_or_handlers(client, admin_user, dataset, version, run, name):
+def test_pages_have_no_inline_script_style_or_handlers(
+    client, admin_user, dataset, version, run, name
+):
     """A strict Content-Security-Policy (no 'unsafe-inline') must not break any page."""
     if name != "login":
         client.force_login(admin_user)

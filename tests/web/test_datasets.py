@@ -37,7 +37,9 @@ def test_create_from_folder_records_dataset_and_queues_import(
     folder = tmp_path / "photos"
     folder.mkdir()
     with django_capture_on_commit_callbacks() as callbacks:
-        response = admin_client.post(reverse("dataset-list"), {"name": "photos", "folder": str(folder)})
+        response = admin_client.post(
+            reverse("dataset-list"), {"name": "photos", "folder": str(folder)}
+        )
     dataset = Dataset.objects.get(name="photos")
     assert response.status_code == 302
     assert response["Location"] == reverse("dataset-detail", args=[dataset.pk])
@@ -141,7 +143,9 @@ def test_detail_404_for_unknown_dataset(admin_client, db):
     assert admin_client.get(reverse("dataset-detail", args=[999999])).status_code == 404
 
 
-def test_start_scoring_run(admin_client, admin_user, dataset, version, django_capture_on_commit_callbacks):
+def test_start_scoring_run(
+    admin_client, admin_user, dataset, version, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks() as callbacks:
         response = admin_client.post(
             reverse("dataset-run-start", args=[dataset.pk]),

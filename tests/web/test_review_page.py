@@ -12,7 +12,12 @@ def test_review_page_hands_api_urls_to_the_script(client, reviewer_user):
     assert 'data-decision-url="/api/review/items/{id}/decision/"' in html
     assert 'data-release-url="/api/review/items/{id}/release/"' in html
     assert 'data-dataset=""' in html
-    for hook in ('id="review-stage"', 'id="review-image"', 'id="review-status"', 'id="review-empty"'):
+    for hook in (
+        'id="review-stage"',
+        'id="review-image"',
+        'id="review-status"',
+        'id="review-empty"',
+    ):
         assert hook in html
     assert 'class="review-stage is-blurred' in html
     assert "js/review.js" in html
