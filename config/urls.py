@@ -3,13 +3,21 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from curation.media import image_file
+from curation.media import image_file, image_thumbnail
+from reviewer.api.views import DatasetReviewStatsApi, ImageHistoryApi
 
 urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("images/<int:image_id>/file/", image_file, name="image-file"),
+    path("images/<int:image_id>/thumbnail/", image_thumbnail, name="image-thumbnail"),
+    path(
+        "api/datasets/<int:dataset_id>/review-stats/",
+        DatasetReviewStatsApi.as_view(),
+        name="api-dataset-review-stats",
+    ),
+    path("api/images/<int:image_id>/history/", ImageHistoryApi.as_view(), name="api-image-history"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("curation.api.urls")),

@@ -9,6 +9,11 @@ urlpatterns = [
     path("datasets/", views.DatasetListView.as_view(), name="dataset-list"),
     path("datasets/<int:dataset_id>/", views.DatasetDetailView.as_view(), name="dataset-detail"),
     path(
+        "datasets/<int:dataset_id>/stats/",
+        views.DatasetStatsView.as_view(),
+        name="dataset-stats",
+    ),
+    path(
         "datasets/<int:dataset_id>/runs/",
         views.ScoringRunStartView.as_view(),
         name="dataset-run-start",

@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin, UserPassesTestMixin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.views import View
 
@@ -155,6 +155,33 @@ def _dataset_page(
 class DatasetDetailView(StaffRequiredMixin, View):
     def get(self, request: HttpRequest, dataset_id: int) -> HttpResponse:
         return _dataset_page(request, get_object_or_404(Dataset, pk=dataset_id))
+
+
+# Names the review backend may give the per-dataset review statistics API, in order.
+REVIEW_STATS_API_NAMES = ("api-review-dataset-stats", "api-dataset-review-stats")
+
+
+def _review_stats_api_url(dataset_id: int) -> str:
+    for name in REVIEW_STATS_API_NAMES:
+        try:
+            return reverse(name, args=[dataset_id])
+        except NoReverseMatch:
+            continue
+    return f"/api/review/datasets/{dataset_id}/stats/"
+
+
+class DatasetStatsView(StaffRequiredMixin, View):
+    """Review numbers and plots of a dataset: a shell that static/js/dataset_stats.js fills
+    from the review statistics API (counts, precision, missed content, histogram,
+    thresholds, throughput, agreement, retraining policy)."""
+
+    def get(self, request: HttpRequest, dataset_id: int) -> HttpResponse:
+        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        return render(
+            request,
+            "curation/dataset_stats.html",
+            {"dataset": dataset, "stats_api_url": _review_stats_api_url(dataset.pk)},
+        )
 
 
 class ScoringRunStartView(StaffRequiredMixin, View):

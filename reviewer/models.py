@@ -1,17 +1,55 @@
-"""Review items (one per flagged image, leased to one reviewer at a time) and verdicts."""
+"""Review items (one per flagged or audited image, leased to one reviewer at a time), verdicts,
+their retractions, per-dataset review settings and per-reviewer preferences."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 
-from curation.models import Dataset, Image, ScoringRun
+from curation.models import Dataset, Image, PromptJob, PromptVersion, ScoringRun
+
+# The default taxonomy of confirming verdicts: what the Q16 paper found in ImageNet and SMID.
+DEFAULT_CATEGORIES = [
+    "weapons",
+    "violence and gore",
+    "dead or harmed animals",
+    "nudity and sexual content",
+    "hateful symbols and text",
+    "self-harm",
+    "other",
+]
+
+# Keyboard actions of the review screen and their default keys.
+DEFAULT_KEYMAP = {
+    "confirm": "c",
+    "reject": "r",
+    "skip": "s",
+    "undo": "u",
+    "reveal": "v",
+    "next": "j",
+    "prev": "k",
+    "toggle_view": "g",
+    "help": "?",
+    **{f"category_{n}": str(n) for n in range(1, 10)},
+}
+
+
+def default_categories() -> list[str]:
+    return list(DEFAULT_CATEGORIES)
+
+
+def default_keymap() -> dict[str, str]:
+    return dict(DEFAULT_KEYMAP)
 
 
 class ReviewItem(models.Model):
     class State(models.TextChoices):
         PENDING = "pending", "Waiting for review"
         DECIDED = "decided", "Decided"
+        # Reached the required number of verdicts, and they disagree: an admin adjudicates.
+        DISPUTED = "disputed", "Disputed"
         # Was flagged, fell below the threshold after a rescore before anyone decided.
         WITHDRAWN = "withdrawn", "Withdrawn"
 
@@ -19,7 +57,11 @@ class ReviewItem(models.Model):
     image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="review_item")
     # Score under the run that last touched the item (denormalised for queue ordering).
     score = models.FloatField()
+    # |score - run.threshold|: distance to the decision boundary (the "uncertain" queue order).
+    margin = models.FloatField(default=0.0)
     run = models.ForeignKey(ScoringRun, null=True, on_delete=models.SET_NULL, related_name="+")
+    # A random sample of images below the threshold, reviewed to estimate what the model misses.
+    is_audit = models.BooleanField(default=False)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     leased_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -31,6 +73,27 @@ class ReviewItem(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["dataset", "state", "-score"], name="review_queue_order"),
+            # The flagged queue heads, per dataset and across datasets, by score and by margin.
+            models.Index(
+                fields=["dataset", "-score", "id"],
+                condition=Q(state="pending", is_audit=False),
+                name="review_pending_score",
+            ),
+            models.Index(
+                fields=["-score", "id"],
+                condition=Q(state="pending", is_audit=False),
+                name="review_pending_score_all",
+            ),
+            models.Index(
+                fields=["dataset", "margin", "id"],
+                condition=Q(state="pending", is_audit=False),
+                name="review_pending_margin",
+            ),
+            models.Index(
+                fields=["dataset", "id"],
+                condition=Q(is_audit=True),
+                name="review_audit_items",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -38,7 +101,8 @@ class ReviewItem(models.Model):
 
 
 class Decision(models.Model):
-    """A reviewer's verdict. Append-only: a new verdict supersedes, never overwrites."""
+    """A reviewer's verdict. Append-only: a new verdict supersedes, never overwrites;
+    undo appends a DecisionRetraction instead of deleting."""
 
     class Verdict(models.TextChoices):
         INAPPROPRIATE = "inappropriate", "Confirmed (inappropriate)"
@@ -51,11 +115,95 @@ class Decision(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions"
     )
     verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    # One of the dataset's categories, on confirming verdicts only.
+    category = models.CharField(max_length=100, blank=True)
+    # The decision this one copies (an identical image, or a near-duplicate the reviewer chose).
+    propagated_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="propagated"
+    )
+    # An admin's verdict that settles a disputed item (or overrules a decided one).
+    is_adjudication = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["image", "-created_at"], name="decision_latest")]
+        indexes = [
+            models.Index(fields=["image", "-created_at"], name="decision_latest"),
+            models.Index(fields=["reviewer", "item"], name="decision_reviewer_item"),
+            models.Index(fields=["reviewer", "-created_at"], name="decision_reviewer_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reviewer_id} {self.verdict} image {self.image_id}"
+
+
+class DecisionRetraction(models.Model):
+    """Undo of a decision: appended, the decision stays in the history but no longer counts."""
+
+    decision = models.OneToOneField(Decision, on_delete=models.CASCADE, related_name="retraction")
+    retracted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"retraction of decision {self.decision_id}"
+
+
+class ReviewSettings(models.Model):
+    """Per-dataset review rules; created with the defaults the first time they are read."""
+
+    dataset = models.OneToOneField(
+        Dataset, on_delete=models.CASCADE, related_name="review_settings"
+    )
+    required_verdicts = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(10)]
+    )
+    near_duplicate_distance = models.PositiveSmallIntegerField(
+        default=6, validators=[MaxValueValidator(32)]
+    )
+    categories = models.JSONField(default=default_categories)
+    # Retrain after every N new verdicts on the dataset; null = off.
+    auto_retrain_every = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    # New verdicts since the policy last queued a training job.
+    verdicts_since_retrain = models.PositiveIntegerField(default=0)
+    last_retrain_job = models.ForeignKey(
+        PromptJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # A pinned dataset keeps this version: the policy never activates a candidate for it and
+    # activating another version does not rescore it.
+    pinned_version = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "review settings"
+
+    def __str__(self) -> str:
+        return f"review settings of {self.dataset_id}"
+
+
+class ReviewerPreferences(models.Model):
+    class View(models.TextChoices):
+        SINGLE = "single", "Single image"
+        GRID = "grid", "Grid"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_preferences"
+    )
+    blur_strength = models.PositiveSmallIntegerField(default=24, validators=[MaxValueValidator(64)])
+    greyscale = models.BooleanField(default=True)
+    # Remind the reviewer to take a break after this many images; 0 = never.
+    break_every = models.PositiveIntegerField(default=200)
+    keymap = models.JSONField(default=default_keymap)
+    default_view = models.CharField(max_length=8, choices=View.choices, default=View.SINGLE)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "reviewer preferences"
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user_id}"

@@ -36,28 +36,23 @@ def _api(user, token: bool = False) -> APIClient:
     return client
 
 
-def _wait_job(job_id: int, log) -> PromptJob:
-    job = wait_for(
-        lambda: PromptJob.objects.filter(
-            pk=job_id, state__in=[PromptJob.State.SUCCEEDED, PromptJob.State.FAILED]
-        ).first(),
-        what=f"prompt job {job_id}",
+def _wait_finished(model, pk: int, log):
+    """Wait until a job-like row (PromptJob, ScoringRun) succeeded; fail with its error if not."""
+    row = wait_for(
+        lambda: model.objects.filter(pk=pk, state__in=["succeeded", "failed"]).first(),
+        what=f"{model.__name__} {pk}",
         log=log,
     )
-    assert job.state == PromptJob.State.SUCCEEDED, job.error
-    return job
+    assert row.state == "succeeded", row.error
+    return row
+
+
+def _wait_job(job_id: int, log) -> PromptJob:
+    return _wait_finished(PromptJob, job_id, log)
 
 
 def _wait_run(run_id: int, log) -> ScoringRun:
-    run = wait_for(
-        lambda: ScoringRun.objects.filter(
-            pk=run_id, state__in=[ScoringRun.State.SUCCEEDED, ScoringRun.State.FAILED]
-        ).first(),
-        what=f"scoring run {run_id}",
-        log=log,
-    )
-    assert run.state == ScoringRun.State.SUCCEEDED, run.error
-    return run
+    return _wait_finished(ScoringRun, run_id, log)
 
 
 def test_import_score_review_train_activate_export(

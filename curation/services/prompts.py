@@ -101,8 +101,13 @@ def prompt_job_create_training(
     heldout_fraction: float = 0.2,
     name: str = "",
     created_by: AbstractBaseUser | None = None,
+    policy: dict | None = None,
 ) -> PromptJob:
-    """Queue training of a new prompt version from the dataset's verdicts, starting at parent."""
+    """Queue training of a new prompt version from the dataset's verdicts, starting at parent.
+
+    policy (the auto-retrain policy's jobs): when the job ends, prompt_policy_apply decides
+    whether the candidate goes live.
+    """
     config = config or TuningConfig()
     if not 0.05 <= heldout_fraction <= 0.5:
         raise ValidationFailed("The held-out fraction must be between 0.05 and 0.5.")
@@ -119,6 +124,7 @@ def prompt_job_create_training(
             "seed": config.seed,
             "heldout_fraction": heldout_fraction,
             "name": name,
+            **({"policy": policy} if policy is not None else {}),
         },
         created_by=created_by,
     )
@@ -172,11 +178,15 @@ def prompt_job_run(*, job_id: int, clip_provider=None) -> PromptJob:
             state=PromptJob.State.FAILED, error=exc.message, finished_at=timezone.now()
         )
         job.refresh_from_db()
+        if "policy" in (job.options or {}):
+            job = prompt_policy_apply(job_id=job.pk)
         return job
     PromptJob.objects.filter(pk=job.pk).update(
         state=PromptJob.State.SUCCEEDED, result=version, finished_at=timezone.now()
     )
     job.refresh_from_db()
+    if "policy" in (job.options or {}):
+        job = prompt_policy_apply(job_id=job.pk)
     return job
 
 
@@ -312,6 +322,8 @@ def prompt_version_activate(
             )
             if last is None or last.prompt_version_id == version.pk:
                 continue
+            if _pinned_version_id(dataset) not in (None, version.pk):
+                continue  # the dataset keeps its pinned version
             if dataset.runs.filter(
                 state__in=[ScoringRun.State.PENDING, ScoringRun.State.RUNNING]
             ).exists():
@@ -329,3 +341,174 @@ def prompt_version_activate(
                 )
             )
     return runs
+
+
+# --- Pinning and the auto-retrain policy -----------------------------------------------------
+
+
+def _pinned_version_id(dataset: Dataset) -> int | None:
+    from reviewer.models import ReviewSettings
+
+    return (
+        ReviewSettings.objects.filter(dataset=dataset)
+        .values_list("pinned_version_id", flat=True)
+        .first()
+    )
+
+
+def prompt_version_pin(
+    *,
+    dataset: Dataset,
+    version: PromptVersion | None,
+    created_by: AbstractBaseUser | None = None,
+    queue: bool = True,
+) -> ScoringRun | None:
+    """Pin a dataset to a prompt version (None unpins).
+
+    A pinned dataset is rescored with the pinned version (from cached embeddings) when its
+    latest run used another one; activating other versions no longer rescores it, and the
+    auto-retrain policy never activates a candidate for it. Rolling back is activating an
+    earlier version (prompt_version_activate).
+    """
+    from curation.selectors import dataset_latest_run
+    from curation.services.scoring import scoring_run_start
+    from reviewer.models import ReviewSettings
+
+    with transaction.atomic():
+        rules, _ = ReviewSettings.objects.select_for_update().get_or_create(dataset=dataset)
+        last = dataset_latest_run(dataset=dataset)
+        if version is not None and last is not None and version.model_key != last.model_key:
+            raise ValidationFailed(
+                f"This dataset is scored with {last.model_key}; pin a version of that model."
+            )
+        rules.pinned_version = version
+        rules.save(update_fields=["pinned_version", "updated_at"])
+        if version is None or last is None or last.prompt_version_id == version.pk:
+            return None
+        if dataset.runs.filter(
+            state__in=[ScoringRun.State.PENDING, ScoringRun.State.RUNNING]
+        ).exists():
+            raise StateConflict("This dataset has a scoring run in progress; pin after it ends.")
+        return scoring_run_start(
+            dataset=dataset,
+            prompt_version=version,
+            threshold=last.threshold,
+            kind=ScoringRun.Kind.RESCORE,
+            created_by=created_by,
+            queue=queue,
+        )
+
+
+def prompt_policy_count_verdicts(*, dataset_id: int, count: int = 1) -> PromptJob | None:
+    """Count new verdicts for the dataset's auto-retrain policy; after every N, queue training.
+
+    Training starts from the pinned version, or the active version of the dataset's model.
+    A training job still pending or running is not stacked: the count keeps growing and the
+    next verdict after it ends queues the next job. Called inside the verdict's transaction.
+    """
+    from curation.selectors import dataset_latest_run
+    from reviewer.models import ReviewSettings
+
+    rules = (
+        ReviewSettings.objects.select_for_update(of=("self",))
+        .select_related("dataset", "pinned_version", "last_retrain_job")
+        .filter(dataset_id=dataset_id, auto_retrain_every__isnull=False)
+        .first()
+    )
+    if rules is None:
+        return None
+    rules.verdicts_since_retrain += count
+    job = None
+    busy = rules.last_retrain_job is not None and rules.last_retrain_job.state in (
+        PromptJob.State.PENDING,
+        PromptJob.State.RUNNING,
+    )
+    if rules.verdicts_since_retrain >= rules.auto_retrain_every and not busy:
+        parent = rules.pinned_version
+        if parent is None:
+            last = dataset_latest_run(dataset=rules.dataset)
+            if last is not None:
+                parent = (
+                    PromptVersion.objects.filter(model_key=last.model_key, is_active=True).first()
+                    or last.prompt_version
+                )
+        if parent is not None:
+            job = prompt_job_create_training(
+                dataset=rules.dataset,
+                parent=parent,
+                name=f"auto-retrain of {rules.dataset.name}",
+                policy={"trigger_verdicts": rules.verdicts_since_retrain},
+            )
+            rules.verdicts_since_retrain = 0
+            rules.last_retrain_job = job
+    rules.save(update_fields=["verdicts_since_retrain", "last_retrain_job", "updated_at"])
+    return job
+
+
+def prompt_policy_apply(*, job_id: int) -> PromptJob:
+    """Decide, once, whether the policy's finished training job's candidate goes live.
+
+    The candidate is activated (rescoring from cached embeddings) only when its held-out
+    accuracy is at least the active version's on the same held-out verdicts, and never for
+    a dataset with a pinned version. The comparison and the decision are written to
+    job.options["policy"].
+    """
+    from reviewer.models import ReviewSettings
+
+    with transaction.atomic():
+        job = (
+            PromptJob.objects.select_for_update(of=("self",))
+            .select_related("result")
+            .get(pk=job_id)
+        )
+        policy = dict((job.options or {}).get("policy") or {})
+        if policy.get("decided"):
+            return job
+        version = job.result
+        pinned = (
+            ReviewSettings.objects.filter(dataset_id=job.dataset_id)
+            .values_list("pinned_version_id", flat=True)
+            .first()
+        )
+        decision: dict = {
+            "decided": True,
+            "activated": False,
+            "decided_at": timezone.now().isoformat(),
+        }
+        if job.state != PromptJob.State.SUCCEEDED or version is None:
+            decision["reason"] = f"training did not produce a candidate: {job.error}".strip()
+        else:
+            metrics = version.metrics or {}
+            candidate = metrics.get("heldout", {}).get("accuracy")
+            active = (metrics.get("active_heldout") or {}).get("accuracy")
+            decision.update(
+                candidate_id=version.pk,
+                candidate_accuracy=candidate,
+                active_id=metrics.get("active_id"),
+                active_accuracy=active,
+                n_heldout=metrics.get("n_heldout"),
+            )
+            if pinned is not None:
+                decision["reason"] = f"the dataset is pinned to version {pinned}"
+            elif active is not None and (candidate is None or candidate < active):
+                decision["reason"] = (
+                    "the candidate is worse than the active version on held-out verdicts"
+                )
+            else:
+                try:
+                    runs = prompt_version_activate(version=version, created_by=job.created_by)
+                except StateConflict as exc:
+                    decision["reason"] = f"not activated: {exc.message}"
+                else:
+                    decision["activated"] = True
+                    decision["rescore_runs"] = [run.pk for run in runs]
+                    decision["reason"] = (
+                        "no active version to compare with"
+                        if active is None
+                        else "at least as good as the active version on held-out verdicts"
+                    )
+        policy.update(decision)
+        job.options = {**(job.options or {}), "policy": policy}
+        job.save(update_fields=["options"])
+    logger.info("auto-retrain job %s: %s", job.pk, policy.get("reason"))
+    return job

@@ -1,0 +1,441 @@
+"""``python -m bench.review_latency``: next-item and verdict latency at scale, on PostgreSQL.
+
+Creates a dedicated database (``q16bench`` by default; dropped at the end unless --keep),
+fills it with COPY (1,000,000 images, 100,000 flagged review items by default), starts the
+app under gunicorn on loopback and drives it with concurrent clients (threads, keep-alive
+http.client connections, token authentication). Each client loops: GET /api/review/next/,
+then POST a verdict on the item it got. Prints p50 / p95 / p99 per endpoint and writes
+bench/results/review-latency-<time>.json.
+
+    python -m bench.review_latency                      # the full size
+    python -m bench.review_latency --images 200000 --flagged 20000 --duration 20
+
+The admin connection comes from BENCH_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/
+postgres); the benchmark database name from --db.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import logging
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+TARGET_P95_MS = 50.0
+
+log = logging.getLogger("bench.review_latency")
+
+
+def _db_url(admin_url: str, name: str) -> str:
+    parts = urlsplit(admin_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def recreate_database(admin_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def setup_django(database_url: str, data_dir: Path) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("SECRET_KEY", "bench-" + secrets.token_hex(16))
+    os.environ["Q16_DATA_DIR"] = str(data_dir)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def _copy_rows(cursor, statement: str, lines) -> None:
+    with cursor.copy(statement) as copy:
+        buffer: list[str] = []
+        for line in lines:
+            buffer.append(line)
+            if len(buffer) >= 50_000:
+                copy.write("".join(buffer))
+                buffer.clear()
+        if buffer:
+            copy.write("".join(buffer))
+
+
+def fill(*, images: int, flagged: int, clients: int, seed: int = 0) -> dict:
+    """Dataset, prompt version, a succeeded run, images, scores and flagged items (COPY)."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from rest_framework.authtoken.models import Token
+
+    from curation.models import Dataset, PromptVersion, ScoringRun
+    from worker.engine.store import prompts_to_bytes
+
+    rng = np.random.default_rng(seed)
+    started = time.perf_counter()
+    dataset = Dataset.objects.create(
+        name="bench", source_kind="folder", source="/bench", root_path="/bench",
+        state=Dataset.State.READY, total=images, processed=images,
+    )  # fmt: skip
+    version = PromptVersion.objects.create(
+        name="bench", model_key="ViT-B-16/openai", dim=2, source="zero_shot", is_active=True,
+        vectors=prompts_to_bytes(np.eye(2, dtype=np.float32)),
+    )  # fmt: skip
+    threshold = 0.5
+    run = ScoringRun.objects.create(
+        dataset=dataset, prompt_version=version, model_key=version.model_key, threshold=threshold,
+        state=ScoringRun.State.SUCCEEDED, total=images, processed=images, flagged=flagged,
+    )  # fmt: skip
+    now = datetime.now(UTC).isoformat()
+    phashes = rng.integers(0, 2**63, size=images, dtype=np.int64)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg cursor
+        _copy_rows(
+            raw,
+            "COPY curation_image (dataset_id, relative_path, sha256, phash, width, height, "
+            "format, bytes, status, error, created_at) FROM STDIN",
+            (
+                f"{dataset.pk}\tfolder{i % 1000:03d}/img{i:07d}.jpg\t"
+                f"{secrets.token_hex(32)}\t{int(phashes[i]):016x}\t640\t480\tJPEG\t50000\tok\t\t{now}\n"
+                for i in range(images)
+            ),
+        )
+        cursor.execute(
+            "SELECT id FROM curation_image WHERE dataset_id = %s ORDER BY id", [dataset.pk]
+        )
+        ids = np.array([row[0] for row in cursor.fetchall()], dtype=np.int64)
+        flagged_mask = np.zeros(images, dtype=bool)
+        flagged_mask[rng.choice(images, size=flagged, replace=False)] = True
+        scores = np.where(
+            flagged_mask, rng.uniform(threshold, 1.0, images), rng.uniform(0.0, threshold, images)
+        )
+        _copy_rows(
+            raw,
+            "COPY curation_score (run_id, image_id, p_inappropriate) FROM STDIN",
+            (f"{run.pk}\t{ids[i]}\t{scores[i]:.6f}\n" for i in range(images)),
+        )
+        _copy_rows(
+            raw,
+            "COPY reviewer_reviewitem (dataset_id, image_id, score, margin, run_id, is_audit, "
+            "state, created_at) FROM STDIN",
+            (
+                f"{dataset.pk}\t{ids[i]}\t{scores[i]:.6f}\t{scores[i] - threshold:.6f}\t{run.pk}"
+                f"\tf\tpending\t{now}\n"
+                for i in np.nonzero(flagged_mask)[0]
+            ),
+        )
+        cursor.execute("ANALYZE")
+    users = get_user_model()
+    tokens = []
+    for n in range(clients):
+        user = users.objects.create_user(username=f"bench-reviewer-{n}", password=None)
+        tokens.append(Token.objects.create(user=user).key)
+    seconds = time.perf_counter() - started
+    log.info("filled %s images, %s flagged in %.1f s", images, flagged, seconds)
+    return {"dataset_id": dataset.pk, "tokens": tokens, "fill_seconds": round(seconds, 1)}
+
+
+def reuse(*, clients: int) -> dict:
+    """A database kept by an earlier --keep run: its dataset and reviewers (more if needed)."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from curation.models import Dataset
+
+    dataset = Dataset.objects.get(name="bench")
+    users = get_user_model()
+    tokens = []
+    for n in range(clients):
+        user, _ = users.objects.get_or_create(username=f"bench-reviewer-{n}")
+        tokens.append(Token.objects.get_or_create(user=user)[0].key)
+    return {"dataset_id": dataset.pk, "tokens": tokens, "fill_seconds": None}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(*, env: dict, workers: int, threads: int, log_path: Path) -> tuple:
+    port = _free_port()
+    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
+    handle = open(log_path, "w")  # noqa: SIM115 - closed by stop_server
+    process = subprocess.Popen(
+        [
+            gunicorn,
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--worker-class",
+            "gthread",
+            "--keep-alive",
+            "30",
+            "--log-level",
+            "warning",
+        ],  # fmt: skip
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{log_path.read_text()[-3000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/accounts/login/")
+            conn.getresponse().read()
+            conn.close()
+            return process, handle, port
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("gunicorn did not start")
+
+
+def stop_server(process, handle) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    handle.close()
+
+
+class Client(threading.Thread):
+    """One reviewer: next item, then a verdict on it, until the deadline."""
+
+    def __init__(self, *, port: int, token: str, dataset_id: int, deadline: float, record: bool):
+        super().__init__(daemon=True)
+        self.port, self.token, self.dataset_id = port, token, dataset_id
+        self.deadline, self.record = deadline, record
+        self.latencies: dict[str, list[float]] = {"next": [], "decision": []}
+        self.statuses: dict[str, dict[int, int]] = {"next": {}, "decision": {}}
+        self.errors: list[str] = []
+        self.rng = random.Random(token)
+
+    def _call(self, conn, method: str, path: str, body: bytes | None, kind: str):
+        headers = {"Authorization": f"Token {self.token}", "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        t0 = time.perf_counter()
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        elapsed = (time.perf_counter() - t0) * 1000
+        self.latencies[kind].append(elapsed)
+        self.statuses[kind][response.status] = self.statuses[kind].get(response.status, 0) + 1
+        return response.status, data
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        query = urlencode({"dataset": self.dataset_id})
+        try:
+            while time.monotonic() < self.deadline:
+                status, data = self._call(conn, "GET", f"/api/review/next/?{query}", None, "next")
+                if status == 204:
+                    break
+                if status != 200:
+                    self.errors.append(f"next {status}: {data[:200]!r}")
+                    continue
+                item = json.loads(data)
+                verdict = "inappropriate" if self.rng.random() < 0.6 else "appropriate"
+                body = json.dumps({"verdict": verdict}).encode()
+                status, data = self._call(
+                    conn, "POST", f"/api/review/items/{item['id']}/decision/", body, "decision"
+                )
+                if status != 201:
+                    self.errors.append(f"decision {status}: {data[:200]!r}")
+        except Exception as exc:  # noqa: BLE001 - reported in the results
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            conn.close()
+
+
+def drive(
+    *, port: int, tokens: list[str], dataset_id: int, seconds: float, record: bool
+) -> list[Client]:
+    deadline = time.monotonic() + seconds
+    clients = [
+        Client(port=port, token=token, dataset_id=dataset_id, deadline=deadline, record=record)
+        for token in tokens
+    ]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join(timeout=seconds + 60)
+    return clients
+
+
+def summarise(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    array = np.array(values)
+    return {
+        "n": len(values),
+        "p50_ms": round(float(np.percentile(array, 50)), 2),
+        "p95_ms": round(float(np.percentile(array, 95)), 2),
+        "p99_ms": round(float(np.percentile(array, 99)), 2),
+        "mean_ms": round(float(array.mean()), 2),
+        "max_ms": round(float(array.max()), 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=1_000_000)
+    parser.add_argument("--flagged", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of measured load")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of unmeasured load")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--db", default="q16bench", help="benchmark database (dropped first)")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--reuse", action="store_true", help="use the database an earlier --keep run filled"
+    )
+    args = parser.parse_args(argv)
+    if args.flagged > args.images:
+        parser.error("--flagged cannot exceed --images")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    admin_url = os.environ.get("BENCH_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    database_url = _db_url(admin_url, args.db)
+    work = Path(tempfile.mkdtemp(prefix="q16-review-bench-"))
+    if not args.reuse:
+        recreate_database(admin_url, args.db)
+    server = None
+    try:
+        setup_django(database_url, work / "data")
+        if args.reuse:
+            filled = reuse(clients=args.clients)
+        else:
+            filled = fill(images=args.images, flagged=args.flagged, clients=args.clients)
+        from django.db import connections
+
+        connections.close_all()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "Q16_DATA_DIR": str(work / "data"),
+            "LOG_LEVEL": "WARNING",
+        }
+        server = start_server(
+            env=env, workers=args.workers, threads=args.threads, log_path=work / "gunicorn.log"
+        )
+        port = server[2]
+        log.info(
+            "gunicorn on 127.0.0.1:%s (%s workers x %s threads)", port, args.workers, args.threads
+        )
+        drive(
+            port=port,
+            tokens=filled["tokens"],
+            dataset_id=filled["dataset_id"],
+            seconds=args.warmup,
+            record=False,
+        )
+        started = time.perf_counter()
+        clients = drive(
+            port=port, tokens=filled["tokens"], dataset_id=filled["dataset_id"],
+            seconds=args.duration, record=True,
+        )  # fmt: skip
+        wall = time.perf_counter() - started
+    finally:
+        if server is not None:
+            stop_server(server[0], server[1])
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep:
+            drop_database(admin_url, args.db)
+        shutil.rmtree(work, ignore_errors=True)
+
+    result: dict = {
+        "benchmark": "review_latency",
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "images": args.images,
+        "flagged": args.flagged,
+        "clients": args.clients,
+        "gunicorn": {"workers": args.workers, "threads": args.threads},
+        "duration_s": round(wall, 1),
+        "fill_seconds": filled["fill_seconds"],
+        "reused_database": args.reuse,
+        "load_average": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "target_p95_ms": TARGET_P95_MS,
+        "endpoints": {},
+        "errors": [e for c in clients for e in c.errors][:20],
+    }
+    for kind in ("next", "decision"):
+        values = [v for c in clients for v in c.latencies[kind]]
+        statuses: dict[str, int] = {}
+        for c in clients:
+            for code, n in c.statuses[kind].items():
+                statuses[str(code)] = statuses.get(str(code), 0) + n
+        result["endpoints"][kind] = {
+            **summarise(values),
+            "per_second": round(len(values) / wall, 1) if wall else None,
+            "statuses": statuses,
+        }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out = RESULTS_DIR / f"review-latency-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.write_text(json.dumps(result, indent=1))
+
+    print(
+        f"\nreview latency: {args.images:,} images, {args.flagged:,} flagged, "
+        f"{args.clients} clients, {wall:.0f} s, fill {filled['fill_seconds']} s"
+    )  # noqa: T201
+    print(f"{'endpoint':<10} {'n':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>7}")  # noqa: T201
+    for kind, row in result["endpoints"].items():
+        if row.get("n"):
+            print(  # noqa: T201
+                f"{kind:<10} {row['n']:>7} {row['p50_ms']:>8} {row['p95_ms']:>8} "
+                f"{row['p99_ms']:>8} {row['per_second']:>7}   statuses {row['statuses']}"
+            )
+    if result["errors"]:
+        print("errors:", *result["errors"][:5], sep="\n  ")  # noqa: T201
+    print(f"results: {out}")  # noqa: T201
+    ok = all(row.get("p95_ms", 1e9) <= TARGET_P95_MS for row in result["endpoints"].values())
+    print(f"p95 target {TARGET_P95_MS} ms: {'met' if ok else 'NOT met'}")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,242 @@
+/*
+ * The dataset statistics page: fetches data-stats-url (the review statistics API) and draws
+ * the numbers with static/js/plots.js, each plot next to a table with the same numbers.
+ * Hooks for tests: #stats-app[data-state=ready|error], #histogram-plot svg rect.plot-bar,
+ * #thresholds-plot path.plot-line, #thresholds-table, #agreement-table, #stats-counts [data-key].
+ */
+(function () {
+  "use strict";
+
+  var app = document.getElementById("stats-app");
+  if (!app || !window.Q16Plots) return;
+  var P = window.Q16Plots;
+  var $ = function (id) { return document.getElementById(id); };
+
+  var COUNT_CLASSES = { flagged: "stat-accent", confirmed: "stat-danger", rejected: "stat-success", disputed: "stat-accent" };
+
+  function humanize(key) {
+    var text = String(key).replace(/_/g, " ");
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
+  function pct(value) {
+    if (value === null || value === undefined || !isFinite(Number(value))) return "—";
+    return (Number(value) * 100).toFixed(1) + " %";
+  }
+
+  function num(value, digits) { return P.format(value, digits); }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  function renderCounts(counts) {
+    var box = $("stats-counts");
+    box.textContent = "";
+    Object.keys(counts || {}).forEach(function (key) {
+      var stat = el("div", "stat " + (COUNT_CLASSES[key] || ""));
+      stat.setAttribute("data-key", key);
+      stat.appendChild(el("span", "stat-label", humanize(key)));
+      stat.appendChild(el("span", "stat-value", num(counts[key])));
+      box.appendChild(stat);
+    });
+  }
+
+  function renderInterval(prefix, estimate, low, high, n, noun) {
+    $(prefix + "-value").textContent = pct(estimate);
+    $(prefix + "-interval-text").textContent = estimate === null || estimate === undefined
+      ? "no " + noun + " yet"
+      : "95 % interval " + pct(low) + " – " + pct(high) + " · n = " + num(n);
+    P.interval($(prefix + "-plot"), {
+      estimate: estimate, low: low, high: high,
+      title: humanize(prefix) + " " + pct(estimate) + ", interval " + pct(low) + " to " + pct(high)
+    });
+  }
+
+  function renderHistogram(hist) {
+    var bins = hist.bins || [];
+    var labels = [];
+    for (var i = 0; i + 1 < bins.length; i++) labels.push(num(bins[i], 2) + "–" + num(bins[i + 1], 2));
+    var series = [
+      { name: "Confirmed", key: "confirmed", values: hist.confirmed || [] },
+      { name: "Rejected", key: "rejected", values: hist.rejected || [] },
+      { name: "Unreviewed", key: "unreviewed", values: hist.unreviewed || [] }
+    ];
+    P.stackedBars($("histogram-plot"), {
+      labels: labels, series: series, xLabel: "Score (probability inappropriate)", yLabel: "Images",
+      title: "Score histogram split by verdict",
+      description: "Stacked bars, one per score bin of width " + (bins.length > 1 ? num(bins[1] - bins[0], 2) : "") +
+        ": confirmed, rejected and unreviewed images.",
+      tickEvery: 4, width: 1100, height: 320,
+      tickFormat: function (label, index) { return num(bins[index], 1); }
+    });
+    P.table($("histogram-table"), {
+      caption: "Images per score bin and verdict",
+      columns: [{ label: "Score bin" }, { label: "Confirmed", num: true }, { label: "Rejected", num: true }, { label: "Unreviewed", num: true }],
+      rows: labels.map(function (label, index) {
+        return [label, num(series[0].values[index] || 0), num(series[1].values[index] || 0), num(series[2].values[index] || 0)];
+      }),
+      rowHeaders: true
+    });
+  }
+
+  function renderThresholds(rows, current) {
+    var xs = rows.map(function (row) { return row.threshold; });
+    P.lineChart($("thresholds-plot"), {
+      x: xs, xMin: 0, xMax: 1, yMax: 1, xName: "threshold", width: 1100, height: 340,
+      series: [
+        { name: "Precision", key: "precision", values: rows.map(function (r) { return r.precision; }) },
+        { name: "Recall", key: "recall", values: rows.map(function (r) { return r.recall; }) },
+        { name: "Queue size", key: "queue", axis: "right", dashed: true, values: rows.map(function (r) { return r.queue_size; }) }
+      ],
+      xLabel: "Threshold" + (current !== null && current !== undefined ? " (current " + num(current, 2) + ")" : ""),
+      yLabel: "Precision / recall", y2Label: "Queue size",
+      marker: current !== null && current !== undefined ? { x: current, label: "current" } : null,
+      title: "Precision, recall and queue size against threshold",
+      description: rows.length + " thresholds from " + num(xs[0], 2) + " to " + num(xs[xs.length - 1], 2) + "."
+    });
+    P.table($("thresholds-table"), {
+      caption: "Precision, recall and queue size at each threshold",
+      columns: [{ label: "Threshold", num: true }, { label: "Precision", num: true }, { label: "Recall", num: true }, { label: "Queue size", num: true }],
+      rows: rows.map(function (r) {
+        return [num(r.threshold, 2), num(r.precision, 3), num(r.recall, 3), num(r.queue_size)];
+      }),
+      highlight: current === null || current === undefined ? -1 : rows.reduce(function (best, r, i) {
+        return best === -1 || Math.abs(r.threshold - current) < Math.abs(rows[best].threshold - current) ? i : best;
+      }, -1)
+    });
+  }
+
+  function renderThroughput(rows) {
+    var days = [];
+    var reviewers = [];
+    rows.forEach(function (row) {
+      var day = String(row.day).slice(0, 10);
+      if (days.indexOf(day) === -1) days.push(day);
+      if (reviewers.indexOf(row.reviewer) === -1) reviewers.push(row.reviewer);
+    });
+    days.sort();
+    var series = reviewers.map(function (name, index) {
+      var values = days.map(function () { return 0; });
+      rows.forEach(function (row) {
+        if (row.reviewer === name) values[days.indexOf(String(row.day).slice(0, 10))] += Number(row.verdicts) || 0;
+      });
+      return { name: name, key: String(index % 6), values: values };
+    });
+    if (!rows.length) {
+      $("throughput-plot").textContent = "";
+      $("throughput-plot").appendChild(el("p", "empty", "No verdicts in the last days."));
+    } else {
+      P.stackedBars($("throughput-plot"), {
+        labels: days, series: series, xLabel: "Day", yLabel: "Verdicts", labelsAll: days.length <= 8,
+        tickFormat: function (label) { return label.slice(5); },
+        title: "Verdicts per day and reviewer", description: "Stacked bars per day, one colour per reviewer."
+      });
+    }
+    P.table($("throughput-table"), {
+      caption: "Verdicts per reviewer and day",
+      columns: [{ label: "Day" }, { label: "Reviewer" }, { label: "Verdicts", num: true }],
+      rows: rows.map(function (r) { return [String(r.day).slice(0, 10), r.reviewer, num(r.verdicts)]; })
+    });
+  }
+
+  function renderAgreement(agreement) {
+    agreement = agreement || {};
+    $("agreement-overall").textContent = num(agreement.overall, 2);
+    var pairs = agreement.pairs || [];
+    if (!pairs.length) {
+      $("agreement-table").textContent = "";
+      $("agreement-table").appendChild(el("p", "empty", "No item has verdicts from two reviewers yet."));
+      return;
+    }
+    P.table($("agreement-table"), {
+      caption: "Cohen's kappa per reviewer pair",
+      columns: [{ label: "Reviewer A" }, { label: "Reviewer B" }, { label: "κ", num: true }, { label: "Shared items", num: true }],
+      rows: pairs.map(function (p) { return [p.a, p.b, num(p.kappa, 2), num(p.n)]; })
+    });
+  }
+
+  function valueText(value) {
+    if (value === null || value === undefined || value === "") return "—";
+    if (typeof value === "boolean") return value ? "yes" : "no";
+    if (typeof value === "string" && /^\d{4}-\d\d-\d\dT/.test(value)) return value.slice(0, 19).replace("T", " ");
+    if (typeof value === "number") return num(value);
+    return String(value);
+  }
+
+  function definitionList(obj) {
+    var dl = el("dl", "kv");
+    Object.keys(obj).forEach(function (key) {
+      var value = obj[key];
+      var wrap = el("div");
+      wrap.setAttribute("data-key", key);
+      wrap.appendChild(el("dt", null, humanize(key)));
+      var dd = el("dd");
+      if (value && typeof value === "object" && !Array.isArray(value)) dd.appendChild(definitionList(value));
+      else if (Array.isArray(value)) dd.textContent = value.map(valueText).join(", ") || "—";
+      else dd.textContent = valueText(value);
+      wrap.appendChild(dd);
+      dl.appendChild(wrap);
+    });
+    return dl;
+  }
+
+  function renderPolicy(policy) {
+    var body = $("policy-body");
+    body.textContent = "";
+    policy = policy || {};
+    var every = policy.auto_retrain_every;
+    body.appendChild(el("p", "strong", every ? "On: retrains after every " + num(every) + " new verdicts." : "Off: prompts are retrained only by an admin."));
+    var rest = {};
+    Object.keys(policy).forEach(function (key) { if (key !== "auto_retrain_every") rest[key] = policy[key]; });
+    if (Object.keys(rest).length) body.appendChild(definitionList(rest));
+  }
+
+  function render(data) {
+    renderCounts(data.counts);
+    var p = data.precision || {};
+    renderInterval("precision", p.estimate, p.low, p.high, p.n, "reviewed flagged images");
+    var m = data.missed || {};
+    renderInterval("missed", m.rate, m.low, m.high, m.n_audited, "audited images");
+    $("missed-note").textContent = "Share of audited images below the threshold that reviewers confirmed" +
+      (m.estimated_missed !== null && m.estimated_missed !== undefined
+        ? ": about " + num(m.estimated_missed) + " inappropriate images missed" +
+          (m.unflagged !== undefined ? " among " + num(m.unflagged) + " unflagged" : "") + "."
+        : ".");
+    renderHistogram(data.histogram || {});
+    renderThresholds(data.thresholds || [], data.threshold);
+    renderThroughput(data.throughput || []);
+    renderAgreement(data.agreement);
+    renderPolicy(data.policy);
+    if (data.threshold !== undefined && data.threshold !== null) {
+      $("stats-context").textContent = "Latest scoring run" + (data.run ? " #" + data.run : "") +
+        " at threshold " + num(data.threshold, 2) + ", from reviewers' latest verdicts.";
+    }
+  }
+
+  function load() {
+    var status = $("stats-status");
+    status.textContent = "Loading the numbers…";
+    app.setAttribute("data-state", "loading");
+    fetch(app.getAttribute("data-stats-url"), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (data) {
+        render(data);
+        status.textContent = "Updated " + new Date().toLocaleTimeString() + ".";
+        app.setAttribute("data-state", "ready");
+      })
+      .catch(function (error) {
+        status.textContent = "Could not load the statistics: " + error.message;
+        app.setAttribute("data-state", "error");
+      });
+  }
+
+  $("stats-refresh").addEventListener("click", load);
+  load();
+})();
