@@ -81,8 +81,11 @@ lint: $(STAMP) ## ruff check and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) ## Run the benchmarks (python -m bench)
-	$(PY) -m bench
+# Extra arguments for the benchmarks, e.g. make bench BENCH_ARGS=--quick
+BENCH_ARGS ?=
+
+bench: $(STAMP) ## Run the benchmarks (python -m bench; table + bench/results/<time>.json)
+	$(PY) -m bench $(BENCH_ARGS)
 
 # --- Cleaning ---------------------------------------------------------------------------------
 

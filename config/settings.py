@@ -63,6 +63,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
+    "csp",
     "curation",
     "reviewer",
     "worker",
@@ -77,6 +80,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes requires: turns a lockout into its response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -126,6 +132,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# django-axes first: it refuses locked-out credentials before any other backend checks them.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -165,6 +177,41 @@ SECURE_SSL_REDIRECT = HTTPS
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# Login throttling and lockout (django-axes), for the login page, the Django admin login and
+# the API token endpoint: after AXES_FAILURE_LIMIT failed attempts for one username from one
+# IP address, that pair is refused (HTTP 429) for AXES_COOLOFF_MINUTES, even with the right
+# password. A successful login resets the count.
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_float("AXES_COOLOFF_MINUTES", 15) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+# The client address is REMOTE_ADDR; behind a trusted reverse proxy (AXES_BEHIND_PROXY=true),
+# the address that proxy appended to X-Forwarded-For (config/client_ip.py).
+AXES_BEHIND_PROXY = env_bool("AXES_BEHIND_PROXY", False)
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
+
+# Content-Security-Policy (django-csp): no inline script or style anywhere in the UI; the
+# pages load static/js and static/css only. Image responses set their own stricter policy
+# (curation/media.py); the Swagger UI page relaxes style-src only (config/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
 
 # --- REST API ------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -184,6 +231,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Import datasets, score them with CLIP + Q16 prompts, review, retrain, export.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its Swagger UI are for logged-in users; the UI's files come from the
+    # drf-spectacular-sidecar package (served locally, no CDN).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "DatasetStateEnum": "curation.models.Dataset.State",
@@ -229,6 +282,8 @@ Q16_CLIP_PRETRAINED = os.environ.get("Q16_CLIP_PRETRAINED", "openai")
 # A local checkpoint wins over the pretrained tag (machines without internet).
 Q16_CLIP_CHECKPOINT = os.environ.get("Q16_CLIP_CHECKPOINT", "")
 Q16_DEVICE = os.environ.get("Q16_DEVICE", "auto")
+# Image-encoder backend: "torch", or on CPU "openvino" / "openvino-bf16" (extra cpu-fast).
+Q16_BACKEND = os.environ.get("Q16_BACKEND", "torch")
 Q16_BATCH_SIZE = env_int("Q16_BATCH_SIZE", 64)
 Q16_DECODE_WORKERS = env_int("Q16_DECODE_WORKERS", 0)  # 0: one per core, minus one
 Q16_CHUNK_SIZE = env_int("Q16_CHUNK_SIZE", 2048)
@@ -241,6 +296,11 @@ Q16_MAX_IMAGE_PIXELS = env_int("Q16_MAX_IMAGE_PIXELS", 100_000_000)
 Q16_MAX_ARCHIVE_BYTES = env_int("Q16_MAX_ARCHIVE_BYTES", 20 * 2**30)
 Q16_MAX_ARCHIVE_RATIO = env_int("Q16_MAX_ARCHIVE_RATIO", 200)
 Q16_MAX_ARCHIVE_ENTRIES = env_int("Q16_MAX_ARCHIVE_ENTRIES", 2_000_000)
+# URL-list imports (curation/services/url_import.py): only public http(s) addresses.
+Q16_MAX_URLS = env_int("Q16_MAX_URLS", 100_000)
+Q16_URL_CONNECT_TIMEOUT = env_float("Q16_URL_CONNECT_TIMEOUT", 5.0)
+Q16_URL_TOTAL_TIMEOUT = env_float("Q16_URL_TOTAL_TIMEOUT", 30.0)
+Q16_URL_MAX_REDIRECTS = env_int("Q16_URL_MAX_REDIRECTS", 5)
 
 LOGGING = {
     "version": 1,

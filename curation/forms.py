@@ -38,6 +38,13 @@ class DatasetCreateForm(forms.Form):
         widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}),
     )
 
+    urls = forms.CharField(
+        label="or a list of image URLs",
+        required=False,
+        help_text="http(s) URLs, one per line; internal addresses are refused.",
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+    )
+
     def clean_archive(self):
         archive = self.cleaned_data.get("archive")
         if archive and not archive.name.lower().endswith(".zip"):
@@ -48,9 +55,10 @@ class DatasetCreateForm(forms.Form):
         cleaned = super().clean()
         has_folder = bool(cleaned.get("folder", "").strip())
         has_archive = bool(cleaned.get("archive"))
-        if has_folder == has_archive and not self.errors:
+        has_urls = bool(cleaned.get("urls", "").strip())
+        if has_folder + has_archive + has_urls != 1 and not self.errors:
             raise forms.ValidationError(
-                "Give a server folder or upload a .zip archive (one of them)."
+                "Give a server folder or upload a .zip archive, or give a URL list (one of them)."
             )
         return cleaned
 
@@ -182,3 +190,24 @@ class ReviewQueueForm(forms.Form):
         empty_label="All datasets",
         label="Queue",
     )
+
+    def __init__(self, *args, user=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Only the datasets this user may review are offered (and accepted).
+        from curation.selectors import datasets_visible_to
+
+        self.fields["dataset"].queryset = datasets_visible_to(user).order_by("name")
+
+
+class DatasetReviewersForm(forms.Form):
+    """An admin chooses the reviewers (non-staff users) of a dataset."""
+
+    reviewers = forms.ModelMultipleChoiceField(
+        queryset=None, required=False, widget=forms.CheckboxSelectMultiple, label="Reviewers"
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from curation.selectors import reviewer_candidates
+
+        self.fields["reviewers"].queryset = reviewer_candidates()

@@ -1,4 +1,11 @@
-"""Serving dataset images to logged-in users only, never from a public media URL."""
+"""Serving dataset images to the users who may see them, never from a public media URL.
+
+An image of a dataset the user may not review answers 404, as if it did not exist. The
+content type is the format the import verified (never the file name), the file must still
+start with that format's signature (a file replaced on disk is refused), and every response
+carries nosniff, `Content-Disposition: inline` and a sandboxing CSP, so a browser never
+renders it as HTML.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from django.views.decorators.http import require_GET
 from PIL import Image as PILImage
 
 from curation.models import Image
+from curation.selectors import datasets_visible_to
 from worker.engine.images import InvalidImageError, load_rgb
 
 # Content type from the format the import verified, never from the file name.
@@ -27,6 +35,50 @@ CONTENT_TYPES = {
 }
 
 
+# Leading bytes of each served format: a file that no longer starts with them is refused.
+SIGNATURES = {
+    "JPEG": (b"\xff\xd8\xff",),
+    "PNG": (b"\x89PNG\r\n\x1a\n",),
+    "GIF": (b"GIF87a", b"GIF89a"),
+    "WEBP": (b"RIFF",),
+    "BMP": (b"BM",),
+    "TIFF": (b"II*\x00", b"MM\x00*"),
+}
+# Headers of every image response (file or thumbnail).
+SAFE_IMAGE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Disposition": "inline",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+}
+
+
+def _signature_matches(path: Path, image_format: str) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if not head.startswith(SIGNATURES.get(image_format, ())):
+        return False
+    return image_format != "WEBP" or head[8:12] == b"WEBP"
+
+
+def _visible_image(request: HttpRequest, image_id: int) -> Image:
+    """The image if the user may see its dataset; 404 otherwise (no hint that it exists)."""
+    try:
+        return Image.objects.select_related("dataset").get(
+            pk=image_id,
+            status=Image.Status.OK,
+            dataset__in=datasets_visible_to(request.user),
+        )
+    except Image.DoesNotExist as exc:
+        raise Http404("no such image") from exc
+
+
+def _safe_image_response(response: FileResponse, *, max_age: int) -> FileResponse:
+    for header, value in SAFE_IMAGE_HEADERS.items():
+        response[header] = value
+    response["Cache-Control"] = f"private, max-age={max_age}"
+    return response
+
+
 def image_file_path(image: Image) -> Path:
     root = Path(image.dataset.root_path).resolve()
     path = (root / image.relative_path).resolve()
@@ -38,20 +90,15 @@ def image_file_path(image: Image) -> Path:
 @require_GET
 @login_required
 def image_file(request: HttpRequest, image_id: int) -> FileResponse:
-    try:
-        image = Image.objects.select_related("dataset").get(pk=image_id, status=Image.Status.OK)
-    except Image.DoesNotExist as exc:
-        raise Http404("no such image") from exc
+    image = _visible_image(request, image_id)
     content_type = CONTENT_TYPES.get(image.format)
     path = image_file_path(image)
     if content_type is None or not path.is_file():
         raise Http404("image file unavailable")
+    if not _signature_matches(path, image.format):
+        raise Http404("image file no longer matches its verified format")
     response = FileResponse(open(path, "rb"), content_type=content_type)  # noqa: SIM115
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Disposition"] = "inline"
-    response["Cache-Control"] = "private, max-age=3600"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
+    return _safe_image_response(response, max_age=3600)
 
 
 # --- Thumbnails ------------------------------------------------------------------------------
@@ -97,17 +144,10 @@ def thumbnail_ensure(image: Image) -> Path:
 @require_GET
 @login_required
 def image_thumbnail(request: HttpRequest, image_id: int) -> FileResponse:
-    try:
-        image = Image.objects.select_related("dataset").get(pk=image_id, status=Image.Status.OK)
-    except Image.DoesNotExist as exc:
-        raise Http404("no such image") from exc
+    image = _visible_image(request, image_id)
     try:
         path = thumbnail_ensure(image)
     except (ValueError, OSError, InvalidImageError) as exc:
         raise Http404("thumbnail unavailable") from exc
     response = FileResponse(open(path, "rb"), content_type="image/jpeg")  # noqa: SIM115
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Disposition"] = "inline"
-    response["Cache-Control"] = "private, max-age=86400"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
+    return _safe_image_response(response, max_age=86400)

@@ -12,6 +12,7 @@ class Dataset(models.Model):
     class SourceKind(models.TextChoices):
         FOLDER = "folder", "Server folder"
         ARCHIVE = "archive", "Uploaded archive"
+        URLS = "urls", "URL list"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -21,7 +22,8 @@ class Dataset(models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     source_kind = models.CharField(max_length=16, choices=SourceKind.choices)
-    # Folder path (folder imports) or the stored archive's path (archive imports).
+    # Folder path (folder imports), the stored archive's path (archive imports) or the
+    # stored URL list's path (URL-list imports).
     source = models.CharField(max_length=1024)
     # Folder that image relative paths are resolved against.
     root_path = models.CharField(max_length=1024, blank=True)
@@ -51,6 +53,8 @@ class Image(models.Model):
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="images")
     relative_path = models.CharField(max_length=1024)
+    # URL-list imports: where the image was downloaded from (exports show it as the path).
+    source_url = models.CharField(max_length=2048, blank=True, default="")
     sha256 = models.CharField(max_length=64, blank=True, db_index=True)
     phash = models.CharField(max_length=16, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
@@ -301,3 +305,25 @@ class Export(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} of {self.dataset_id} ({self.format}, {self.state})"
+
+
+class DatasetAssignment(models.Model):
+    """A reviewer (non-staff user) may review this dataset; admins may review every dataset."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="assignments")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dataset_assignments"
+    )
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dataset_id", "user_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "dataset"], name="dataset_assignment_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.dataset}"

@@ -7,10 +7,60 @@ from dataclasses import dataclass
 import numpy as np
 from django.db.models import Count, Q, QuerySet
 
-from curation.models import Dataset, Embedding, Export, Image, PromptJob, PromptVersion, ScoringRun
+from curation.models import (
+    Dataset,
+    DatasetAssignment,
+    Embedding,
+    Export,
+    Image,
+    PromptJob,
+    PromptVersion,
+    ScoringRun,
+)
 from reviewer.models import Decision
 from reviewer.selectors import latest_verdict_subquery
 from worker.engine.store import embeddings_from_bytes
+
+# --- Who may see what -------------------------------------------------------------------------
+
+
+def datasets_visible_to(user) -> QuerySet[Dataset]:
+    """Admins (staff) see every dataset; reviewers only those assigned to them; nobody else any."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return Dataset.objects.none()
+    if user.is_staff:
+        return Dataset.objects.all()
+    return Dataset.objects.filter(assignments__user=user)
+
+
+def visible_dataset_ids(user) -> QuerySet | None:
+    """A subquery of the dataset ids user may see, or None for "all" (admins)."""
+    if user is not None and user.is_authenticated and user.is_active and user.is_staff:
+        return None
+    if user is None or not user.is_authenticated or not user.is_active:
+        return Dataset.objects.none().values("id")
+    return DatasetAssignment.objects.filter(user=user).values("dataset_id")
+
+
+def user_can_review(*, user, dataset: Dataset | int) -> bool:
+    dataset_id = dataset if isinstance(dataset, int) else dataset.pk
+    return datasets_visible_to(user).filter(pk=dataset_id).exists()
+
+
+def dataset_reviewers(*, dataset: Dataset) -> QuerySet:
+    """The users assigned to review a dataset."""
+    from django.contrib.auth import get_user_model
+
+    return (
+        get_user_model().objects.filter(dataset_assignments__dataset=dataset).order_by("username")
+    )
+
+
+def reviewer_candidates() -> QuerySet:
+    """Active non-staff users: the people an admin may assign to a dataset."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(is_active=True, is_staff=False).order_by("username")
 
 
 @dataclass(frozen=True)

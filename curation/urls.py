@@ -28,6 +28,11 @@ urlpatterns = [
         views.ExportStartView.as_view(),
         name="dataset-export",
     ),
+    path(
+        "datasets/<int:dataset_id>/reviewers/",
+        views.DatasetReviewersView.as_view(),
+        name="dataset-reviewers",
+    ),
     path("prompts/", views.PromptVersionListView.as_view(), name="prompt-versions"),
     path("prompts/zero-shot/", views.PromptZeroShotView.as_view(), name="prompt-zero-shot"),
     path("prompts/import/", views.PromptImportView.as_view(), name="prompt-import"),

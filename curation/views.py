@@ -19,6 +19,7 @@ from django.views import View
 from curation.errors import DomainError
 from curation.forms import (
     DatasetCreateForm,
+    DatasetReviewersForm,
     ExportForm,
     PromptImportForm,
     ScoringRunForm,
@@ -31,13 +32,19 @@ from curation.selectors import (
     dataset_exports,
     dataset_failed_images,
     dataset_list,
+    dataset_reviewers,
     dataset_runs,
     dataset_summary,
     prompt_job_list,
     prompt_version_list,
 )
-from curation.services.clip_config import configured_model_spec
-from curation.services.datasets import dataset_create_from_archive, dataset_create_from_folder
+from curation.services.assignments import dataset_reviewers_set
+from curation.services.clip_config import configured_model_key
+from curation.services.datasets import (
+    dataset_create_from_archive,
+    dataset_create_from_folder,
+    dataset_create_from_url_list,
+)
 from curation.services.exports import export_create
 from curation.services.prompts import (
     prompt_job_create_training,
@@ -75,7 +82,7 @@ class StaffRequiredMixin(LoginRequiredMixin, UserPassesTestMixin):
 
 
 def _model_key() -> str:
-    return configured_model_spec().key
+    return configured_model_key()
 
 
 # --- Datasets -----------------------------------------------------------------------------
@@ -91,7 +98,13 @@ class DatasetListView(StaffRequiredMixin, View):
         form = DatasetCreateForm(request.POST, request.FILES)
         if form.is_valid():
             try:
-                if form.cleaned_data["folder"].strip():
+                if form.cleaned_data["urls"].strip():
+                    dataset = dataset_create_from_url_list(
+                        name=form.cleaned_data["name"],
+                        urls=form.cleaned_data["urls"],
+                        created_by=request.user,
+                    )
+                elif form.cleaned_data["folder"].strip():
                     dataset = dataset_create_from_folder(
                         name=form.cleaned_data["name"],
                         folder=form.cleaned_data["folder"].strip(),
@@ -128,6 +141,7 @@ def _dataset_page(
     run_form: ScoringRunForm | None = None,
     training_form: TrainingForm | None = None,
     export_form: ExportForm | None = None,
+    reviewers_form: DatasetReviewersForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     model_key = _model_key()
@@ -146,6 +160,10 @@ def _dataset_page(
             "run_form": run_form or ScoringRunForm(model_key=model_key),
             "training_form": training_form or TrainingForm(model_key=model_key),
             "export_form": export_form or ExportForm(),
+            "reviewers_form": reviewers_form
+            or DatasetReviewersForm(
+                initial={"reviewers": list(dataset_reviewers(dataset=dataset))}
+            ),
             "importing": dataset.state in (Dataset.State.PENDING, Dataset.State.IMPORTING),
         },
         status=status,
@@ -254,6 +272,27 @@ class ExportStartView(StaffRequiredMixin, View):
                 messages.success(request, f"Export #{export.pk} queued.")
                 return redirect(f"{reverse('dataset-detail', args=[dataset.pk])}#exports")
         return _dataset_page(request, dataset, export_form=form, status=400)
+
+
+class DatasetReviewersView(StaffRequiredMixin, View):
+    """Choose which reviewers may review the dataset (admins review every dataset)."""
+
+    def post(self, request: HttpRequest, dataset_id: int) -> HttpResponse:
+        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        form = DatasetReviewersForm(request.POST)
+        if form.is_valid():
+            try:
+                users = dataset_reviewers_set(
+                    dataset=dataset,
+                    user_ids=[user.pk for user in form.cleaned_data["reviewers"]],
+                    assigned_by=request.user,
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, f"{len(users)} reviewer(s) assigned to this dataset.")
+                return redirect(f"{reverse('dataset-detail', args=[dataset.pk])}#reviewers")
+        return _dataset_page(request, dataset, reviewers_form=form, status=400)
 
 
 # --- Prompt versions ----------------------------------------------------------------------

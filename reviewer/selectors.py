@@ -88,8 +88,12 @@ def latest_verdicts(*, dataset_id: int) -> dict[int, tuple[str, str]]:
     return latest
 
 
-def review_queue_counts(*, dataset_id: int | None = None) -> dict[str, int]:
+def review_queue_counts(*, dataset_id: int | None = None, dataset_ids=None) -> dict[str, int]:
+    """Items per state, of one dataset or all; dataset_ids (a subquery) limits them to the
+    datasets a reviewer may see (None: no limit)."""
     items = ReviewItem.objects.all()
+    if dataset_ids is not None:
+        items = items.filter(dataset_id__in=dataset_ids)
     if dataset_id is not None:
         items = items.filter(dataset_id=dataset_id)
     counts = dict.fromkeys(ReviewItem.State.values, 0)

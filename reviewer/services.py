@@ -79,9 +79,18 @@ def review_items_sync(*, run: ScoringRun, scores: dict[int, float]) -> int:
     verdicts whatever the new score.
     """
     flagged = {image_id: p for image_id, p in scores.items() if p >= run.threshold}
-    existing = {
-        item.image_id: item for item in ReviewItem.objects.filter(image_id__in=list(scores.keys()))
-    }
+    # An id range, not an IN list of thousands of ids (chunks are contiguous id ranges).
+    existing = (
+        {
+            item.image_id: item
+            for item in ReviewItem.objects.filter(
+                dataset_id=run.dataset_id, image_id__gte=min(scores), image_id__lte=max(scores)
+            )
+            if item.image_id in scores
+        }
+        if scores
+        else {}
+    )
     to_create: list[ReviewItem] = []
     to_update: list[ReviewItem] = []
     for image_id, p in scores.items():
@@ -123,6 +132,17 @@ def review_items_sync(*, run: ScoringRun, scores: dict[int, float]) -> int:
 # --- The queue ---------------------------------------------------------------------------------
 
 
+def reviewable_items(reviewer: AbstractBaseUser) -> QuerySet[ReviewItem]:
+    """Review items of the datasets this user may review (admins: all). An item outside them
+    behaves as if it did not exist (the API answers 404)."""
+    from curation.selectors import visible_dataset_ids
+
+    ids = visible_dataset_ids(reviewer)
+    if ids is None:
+        return ReviewItem.objects.all()
+    return ReviewItem.objects.filter(dataset_id__in=ids)
+
+
 def _lease_is_free(now) -> Q:
     return Q(leased_by__isnull=True) | Q(lease_expires_at__lt=now)
 
@@ -133,7 +153,7 @@ def _queue(
     """The items a mode serves (leases aside) and their order."""
     if mode not in QUEUE_MODES:
         raise ValidationFailed(f"Unknown queue mode {mode!r}; use one of {', '.join(QUEUE_MODES)}.")
-    items = ReviewItem.objects.all()
+    items = reviewable_items(reviewer)
     if filters.dataset is not None:
         items = items.filter(dataset=filters.dataset)
     if mode == "disagreement":
@@ -348,9 +368,14 @@ def review_item_next(
 
 
 def review_lease_release(*, item_id: int, reviewer: AbstractBaseUser) -> None:
-    ReviewItem.objects.filter(pk=item_id, leased_by=reviewer).update(
-        leased_by=None, lease_expires_at=None
-    )
+    """Give back the reviewer's lease on an item (a no-op if they do not hold it).
+
+    An item of a dataset the reviewer may not review raises ReviewItem.DoesNotExist.
+    """
+    items = reviewable_items(reviewer).filter(pk=item_id)
+    if not items.exists():
+        raise ReviewItem.DoesNotExist(f"No review item {item_id}.")
+    items.filter(leased_by=reviewer).update(leased_by=None, lease_expires_at=None)
 
 
 # --- Verdicts ------------------------------------------------------------------------------------
@@ -510,7 +535,8 @@ def review_decision_record(
     with transaction.atomic():
         # An unknown id raises ReviewItem.DoesNotExist (the API answers 404).
         item = (
-            ReviewItem.objects.select_for_update(of=("self",))
+            reviewable_items(reviewer)
+            .select_for_update(of=("self",))
             .select_related("image", "dataset", "run", "dataset__review_settings")
             .get(pk=item_id)
         )
@@ -533,6 +559,10 @@ def review_decision_record(
             raise StateConflict("You already gave a verdict on this item; undo it to change it.")
         if item.state == ReviewItem.State.DISPUTED and not reviewer.is_staff:
             raise StateConflict("This item's verdicts disagree; an admin adjudicates it.")
+        # A decided item is closed for reviewers (a stale page must not add a k+1st verdict);
+        # only an admin may overrule it, which is recorded as an adjudication.
+        if item.state == ReviewItem.State.DECIDED and not reviewer.is_staff:
+            raise StateConflict("This item is already decided.")
         targets: list[Image] = []
         if verdict != Decision.Verdict.SKIP:
             targets = list(
@@ -595,7 +625,7 @@ def review_decision_bulk(
         raise ValidationFailed(f"At most {MAX_BULK} items at once.")
     if category:
         for dataset_id in set(
-            ReviewItem.objects.filter(pk__in=item_ids).values_list("dataset_id", flat=True)
+            reviewable_items(reviewer).filter(pk__in=item_ids).values_list("dataset_id", flat=True)
         ):
             _validate_category(
                 verdict=verdict, category=category,
@@ -628,6 +658,7 @@ def review_decision_undo(*, reviewer: AbstractBaseUser) -> tuple[ReviewItem, Dec
         decision = (
             Decision.objects.select_for_update(of=("self",))
             .filter(reviewer=reviewer, propagated_from__isnull=True, retraction__isnull=True)
+            .filter(item__in=reviewable_items(reviewer).values("id"))
             .order_by("-created_at", "-id")
             .first()
         )

@@ -49,11 +49,11 @@ class ReviewView(LoginRequiredMixin, View):
     """
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        form = ReviewQueueForm(request.GET)
+        form = ReviewQueueForm(request.GET, user=request.user)
         if form.is_valid():
             dataset = form.cleaned_data["dataset"]
-        else:  # an unknown dataset id: fall back to the whole queue
-            dataset, form = None, ReviewQueueForm()
+        else:  # an unknown (or not assigned) dataset id: fall back to the whole queue
+            dataset, form = None, ReviewQueueForm(user=request.user)
         is_staff = request.user.is_staff
         modes = [(value, label) for value, label, staff in QUEUE_MODES if is_staff or not staff]
         filters = {key: request.GET.get(key, "").strip()[:200] for key in FILTER_PARAMS}

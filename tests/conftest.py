@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.access import reviewers_assigned_everywhere  # noqa: F401 (a shared fixture)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

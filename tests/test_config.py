@@ -101,3 +101,21 @@ def test_token_endpoint_issues_tokens(admin_user):
         "/api/auth/token/", {"username": "admin", "password": "admin-pass-123"}, format="json"
     )
     assert response.status_code == 200 and len(response.json()["token"]) == 40
+
+
+def test_configured_model_key_names_lossy_backends_apart(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from curation.services.clip_config import configured_model_key
+
+    settings.Q16_CLIP_MODEL, settings.Q16_CLIP_PRETRAINED = "ViT-B-16", "openai"
+    settings.Q16_CLIP_CHECKPOINT = ""
+    settings.Q16_BACKEND = "torch"
+    assert configured_model_key() == "ViT-B-16/openai"
+    settings.Q16_BACKEND = "openvino"  # exact: shares the fp32 embedding cache
+    assert configured_model_key() == "ViT-B-16/openai"
+    settings.Q16_BACKEND = "openvino-bf16"
+    assert configured_model_key() == "ViT-B-16/openai+bf16"
+    settings.Q16_BACKEND = "tensorrt-int4"
+    with pytest.raises(ImproperlyConfigured):
+        configured_model_key()

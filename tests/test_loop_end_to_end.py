@@ -87,6 +87,12 @@ def test_import_score_review_train_activate_export(
     assert dataset.total == 2 * N_PER_KIND + 1
     assert dataset.failed == 0
     assert Image.objects.filter(dataset=dataset, status=Image.Status.OK).count() == dataset.total
+    # The admin assigns the reviewer to the dataset (reviewers see only assigned datasets).
+    response = admin.put(
+        f"/api/datasets/{dataset_id}/reviewers/", {"user_ids": [reviewer_user.pk]}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert [row["username"] for row in response.json()["reviewers"]] == ["reviewer"]
 
     # 2. The paper's zero-shot prompts, encoded by the worker's text tower.
     response = admin.post("/api/prompt-jobs/", {"kind": "zero_shot"}, format="json")

@@ -6,6 +6,7 @@ import logging
 import threading
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from worker.engine.clip import ClipModel, ModelLoadError, load_clip
 
@@ -21,18 +22,26 @@ def get_clip(model_key: str) -> ClipModel:
     Raises ModelLoadError when this worker is configured with other weights than the
     run needs, since scoring with them would mix incompatible embeddings.
     """
-    from curation.services.clip_config import configured_model_spec
+    from curation.services.clip_config import configured_model_key, configured_model_spec
 
-    spec = configured_model_spec()
-    if spec.key != model_key:
+    try:
+        worker_key = configured_model_key()
+    except ImproperlyConfigured as exc:  # unknown Q16_BACKEND
+        raise ModelLoadError(str(exc)) from exc
+    if worker_key != model_key:
         raise ModelLoadError(
-            f"this worker is configured with {spec.key}, but the job needs {model_key}; "
+            f"this worker is configured with {worker_key}, but the job needs {model_key}; "
             "start a worker with matching Q16_CLIP_MODEL / Q16_CLIP_PRETRAINED / Q16_CLIP_CHECKPOINT"
+            " / Q16_BACKEND"
         )
+    backend = settings.Q16_BACKEND
+    spec = configured_model_spec()
     with _lock:
         if model_key not in _models:
-            logger.info("loading CLIP %s on %s", model_key, settings.Q16_DEVICE)
-            _models[model_key] = load_clip(spec, device=settings.Q16_DEVICE)
+            logger.info(
+                "loading CLIP %s on %s (backend %s)", model_key, settings.Q16_DEVICE, backend
+            )
+            _models[model_key] = load_clip(spec, device=settings.Q16_DEVICE, backend=backend)
         return _models[model_key]
 
 

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .reviewers import DatasetReviewersApi
 
 urlpatterns = [
     path("config/", views.ConfigApi.as_view(), name="api-config"),
@@ -10,6 +11,11 @@ urlpatterns = [
         "datasets/<int:dataset_id>/images/",
         views.DatasetImagesApi.as_view(),
         name="api-dataset-images",
+    ),
+    path(
+        "datasets/<int:dataset_id>/reviewers/",
+        DatasetReviewersApi.as_view(),
+        name="api-dataset-reviewers",
     ),
     path("runs/", views.RunListApi.as_view(), name="api-runs"),
     path("runs/<int:run_id>/", views.RunDetailApi.as_view(), name="api-run"),

@@ -15,8 +15,12 @@ from rest_framework.views import APIView
 from curation.errors import StateConflict, ValidationFailed
 from curation.models import Dataset, Export, Image, PromptJob, PromptVersion, ScoringRun
 from curation.selectors import dataset_summary, prompt_version_list
-from curation.services.clip_config import configured_model_spec
-from curation.services.datasets import dataset_create_from_archive, dataset_create_from_folder
+from curation.services.clip_config import configured_model_key
+from curation.services.datasets import (
+    dataset_create_from_archive,
+    dataset_create_from_folder,
+    dataset_create_from_url_list,
+)
 from curation.services.exports import export_create
 from curation.services.prompts import (
     PAPER_APPROPRIATE,
@@ -52,8 +56,8 @@ class ImageOutput(serializers.ModelSerializer):
     class Meta:
         model = Image
         fields = [
-            "id", "dataset", "relative_path", "sha256", "phash", "width", "height", "format",
-            "bytes", "status", "error",
+            "id", "dataset", "relative_path", "source_url", "sha256", "phash", "width",
+            "height", "format", "bytes", "status", "error",
         ]  # fmt: skip
 
 
@@ -116,10 +120,26 @@ class DatasetListApi(AdminAPIView):
         name = serializers.CharField(max_length=200)
         folder = serializers.CharField(required=False, allow_blank=True, max_length=1024)
         archive = serializers.FileField(required=False)
+        # A URL list: http(s) URLs, one per line (text), or the same as an uploaded text file.
+        urls = serializers.CharField(required=False, allow_blank=True, max_length=50 * 2**20)
+        url_list = serializers.FileField(required=False)
 
         def validate(self, attrs):
-            if bool(attrs.get("folder")) == bool(attrs.get("archive")):
-                raise serializers.ValidationError("Give exactly one of 'folder' or 'archive'.")
+            given = [key for key in ("folder", "archive", "urls", "url_list") if attrs.get(key)]
+            if len(given) != 1:
+                raise serializers.ValidationError(
+                    "Give exactly one of 'folder', 'archive', 'urls' or 'url_list'."
+                )
+            if attrs.get("url_list"):
+                raw = attrs.pop("url_list").read(50 * 2**20 + 1)
+                if len(raw) > 50 * 2**20:
+                    raise serializers.ValidationError({"url_list": "The URL list is too large."})
+                try:
+                    attrs["urls"] = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise serializers.ValidationError(
+                        {"url_list": "The URL list must be UTF-8 text."}
+                    ) from exc
             return attrs
 
     @extend_schema(responses=DatasetOutput(many=True))
@@ -131,7 +151,13 @@ class DatasetListApi(AdminAPIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if data.validated_data.get("folder"):
+        if data.validated_data.get("urls"):
+            dataset = dataset_create_from_url_list(
+                name=data.validated_data["name"],
+                urls=data.validated_data["urls"],
+                created_by=request.user,
+            )
+        elif data.validated_data.get("folder"):
             dataset = dataset_create_from_folder(
                 name=data.validated_data["name"],
                 folder=data.validated_data["folder"],
@@ -250,7 +276,7 @@ class PromptVersionImportApi(AdminAPIView):
             raise ValidationFailed("Prompt files are tiny; this one is over 16 MiB.")
         version = prompt_version_import(
             name=data.validated_data.get("name") or upload.name,
-            model_key=data.validated_data.get("model_key") or configured_model_spec().key,
+            model_key=data.validated_data.get("model_key") or configured_model_key(),
             data=upload.read(),
             created_by=request.user,
         )
@@ -314,7 +340,7 @@ class PromptJobListApi(AdminAPIView):
         values = data.validated_data
         if values["kind"] == PromptJob.Kind.ZERO_SHOT:
             job = prompt_job_create_zero_shot(
-                model_key=configured_model_spec().key,
+                model_key=configured_model_key(),
                 appropriate=values.get("appropriate") or PAPER_APPROPRIATE,
                 inappropriate=values.get("inappropriate") or PAPER_INAPPROPRIATE,
                 name=values.get("name", ""),
@@ -326,7 +352,7 @@ class PromptJobListApi(AdminAPIView):
             parent = (
                 values.get("parent")
                 or PromptVersion.objects.filter(
-                    model_key=configured_model_spec().key, is_active=True
+                    model_key=configured_model_key(), is_active=True
                 ).first()
             )
             if parent is None:
@@ -424,7 +450,7 @@ class ConfigApi(APIView):
     def get(self, request: Request) -> Response:
         return Response(
             {
-                "model_key": configured_model_spec().key,
+                "model_key": configured_model_key(),
                 "default_threshold": settings.Q16_DEFAULT_THRESHOLD,
                 "chunk_size": settings.Q16_CHUNK_SIZE,
             }

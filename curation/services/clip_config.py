@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import open_clip
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
+from worker.engine.backends import model_key_for
 from worker.engine.clip import ModelSpec, register_model_configs
 
 
@@ -13,6 +15,18 @@ def configured_model_spec() -> ModelSpec:
     if settings.Q16_CLIP_CHECKPOINT:
         return ModelSpec(settings.Q16_CLIP_MODEL, checkpoint_path=settings.Q16_CLIP_CHECKPOINT)
     return ModelSpec(settings.Q16_CLIP_MODEL, pretrained=settings.Q16_CLIP_PRETRAINED)
+
+
+def configured_model_key() -> str:
+    """The embedding-cache key of the configured model and backend.
+
+    A lossy backend (openvino-bf16) gets its own key, so its embeddings and prompt
+    versions never mix with fp32 ones.
+    """
+    try:
+        return model_key_for(configured_model_spec().key, settings.Q16_BACKEND)
+    except ValueError as exc:  # an unknown Q16_BACKEND
+        raise ImproperlyConfigured(str(exc)) from exc
 
 
 def model_embed_dim(model_name: str) -> int:

@@ -1,4 +1,4 @@
-"""Creating datasets and importing their files (folder or uploaded archive)."""
+"""Creating datasets and importing their files (server folder, uploaded archive, URL list)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,22 @@ from django.utils import timezone
 from curation.errors import StateConflict, ValidationFailed
 from curation.models import Dataset, Image
 from curation.services.archives import ArchiveError, ArchiveLimits, extract_archive
-from worker.engine.images import ImageLimits, InvalidImageError, probe_image
+from curation.services.url_import import UrlFetcher, UrlFetchError, parse_url_list
+from worker.engine.images import ImageLimits, InvalidImageError, probe_image, probe_image_bytes
 
 logger = logging.getLogger(__name__)
 
 IMPORT_BATCH = 256
+URL_DOWNLOAD_WORKERS = 8
+# File extension for each verified format (URL downloads are named <sha256>.<ext>).
+FORMAT_EXTENSIONS = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "GIF": "gif",
+    "WEBP": "webp",
+    "BMP": "bmp",
+    "TIFF": "tif",
+}
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -99,6 +110,38 @@ def dataset_create_from_archive(
     return dataset
 
 
+def dataset_create_from_url_list(
+    *, name: str, urls: str, created_by: AbstractBaseUser | None = None, queue: bool = True
+) -> Dataset:
+    """Record a dataset downloaded from a list of http(s) URLs (one per line).
+
+    The list is stored under MEDIA_ROOT/url-lists/; the downloads run as the import task
+    (see curation.services.url_import for the SSRF protections). Malformed or refused
+    URLs are recorded as failed images at import time, like bad files.
+    """
+    name = _check_name_free(name)
+    entries = parse_url_list(urls)
+    if not entries:
+        raise ValidationFailed("The URL list is empty.")
+    max_urls = getattr(settings, "Q16_MAX_URLS", 100_000)
+    if len(entries) > max_urls:
+        raise ValidationFailed(f"The URL list has {len(entries)} URLs, more than {max_urls}.")
+    lists_dir = Path(settings.MEDIA_ROOT) / "url-lists"
+    lists_dir.mkdir(parents=True, exist_ok=True)
+    stored = lists_dir / f"{uuid.uuid4().hex}.txt"
+    stored.write_text("\n".join(url for url, _ in entries) + "\n", encoding="utf-8")
+    dataset = Dataset(
+        name=name, source_kind=Dataset.SourceKind.URLS, source=str(stored), created_by=created_by
+    )
+    dataset.full_clean(exclude=["root_path"])
+    dataset.save()
+    dataset.root_path = str(Path(settings.MEDIA_ROOT) / "datasets" / str(dataset.pk))
+    dataset.save(update_fields=["root_path"])
+    if queue:
+        _queue_import(dataset)
+    return dataset
+
+
 def _queue_import(dataset: Dataset) -> None:
     from worker.tasks import import_dataset
 
@@ -148,12 +191,18 @@ def _probe(root: Path, relative: str, limits: ImageLimits) -> Image:
     )
 
 
-def dataset_import(*, dataset_id: int, progress: ProgressCallback | None = None) -> Dataset:
+def dataset_import(
+    *,
+    dataset_id: int,
+    progress: ProgressCallback | None = None,
+    url_fetcher: UrlFetcher | None = None,
+) -> Dataset:
     """Validate, hash and record every file of a dataset. Safe to run twice.
 
     A finished import is left alone; an interrupted one (a killed worker) carries on
     and skips the files it already recorded. Bad files become failed images with a
     reason; only an unreadable source (missing folder, not a zip) fails the dataset.
+    url_fetcher (URL lists only) defaults to the production address policy.
     """
     with transaction.atomic():
         dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
@@ -163,6 +212,9 @@ def dataset_import(*, dataset_id: int, progress: ProgressCallback | None = None)
             dataset.state = Dataset.State.IMPORTING
             dataset.import_started_at = timezone.now()
             dataset.save(update_fields=["state", "import_started_at"])
+
+    if dataset.source_kind == Dataset.SourceKind.URLS:
+        return _import_url_list(dataset, progress=progress, fetcher=url_fetcher or _url_fetcher())
 
     try:
         candidates = _collect_candidates(dataset)
@@ -203,6 +255,102 @@ def dataset_import(*, dataset_id: int, progress: ProgressCallback | None = None)
     dataset.refresh_from_db()
     logger.info(
         "imported dataset %s: %s files, %s failed", dataset.pk, dataset.total, dataset.failed
+    )
+    return dataset
+
+
+def _url_fetcher() -> UrlFetcher:
+    from curation.services.url_import import FetchLimits
+
+    return UrlFetcher(
+        limits=FetchLimits(
+            max_bytes=settings.Q16_MAX_IMAGE_BYTES,
+            connect_timeout=getattr(settings, "Q16_URL_CONNECT_TIMEOUT", 5.0),
+            total_timeout=getattr(settings, "Q16_URL_TOTAL_TIMEOUT", 30.0),
+            max_redirects=getattr(settings, "Q16_URL_MAX_REDIRECTS", 5),
+        )
+    )
+
+
+def _download(
+    index: int, url: str, problem: str | None, root: Path, fetcher: UrlFetcher, limits: ImageLimits
+) -> Image:
+    """Fetch, validate and store one URL; a failure becomes a failed image with the reason."""
+    failed_path = f"[url {index}] {url}"[:1024]
+    if problem is None:
+        try:
+            data = fetcher.fetch(url).data
+            info = probe_image_bytes(data, limits=limits)
+        except UrlFetchError as exc:
+            problem = exc.reason
+        except InvalidImageError as exc:
+            problem = exc.reason
+    if problem is not None:
+        return Image(
+            relative_path=failed_path,
+            source_url=url[:2048],
+            status=Image.Status.FAILED,
+            error=problem[:500],
+        )
+    # A safe name from the list position, the content hash and the verified format,
+    # never from the URL: <line>-<sha256>.<ext>. Written atomically (rename).
+    relative = f"{index:07d}-{info.sha256}.{FORMAT_EXTENSIONS.get(info.format, 'img')}"
+    partial = root / f".{relative}.{uuid.uuid4().hex}.part"
+    partial.write_bytes(data)
+    os.replace(partial, root / relative)
+    return Image(
+        relative_path=relative,
+        source_url=url[:2048],
+        sha256=info.sha256,
+        phash=info.phash,
+        width=info.width,
+        height=info.height,
+        format=info.format,
+        bytes=info.bytes,
+        status=Image.Status.OK,
+    )
+
+
+def _import_url_list(
+    dataset: Dataset, *, progress: ProgressCallback | None, fetcher: UrlFetcher
+) -> Dataset:
+    try:
+        text = Path(dataset.source).read_text(encoding="utf-8")
+    except OSError as exc:
+        dataset_fail(dataset_id=dataset.pk, reason=f"URL list unreadable: {exc}")
+        dataset.refresh_from_db()
+        return dataset
+    entries = parse_url_list(text)
+    Dataset.objects.filter(pk=dataset.pk).update(total=len(entries))
+    already = set(dataset.images.values_list("source_url", flat=True))
+    todo = [
+        (index, url, problem) for index, (url, problem) in enumerate(entries) if url not in already
+    ]
+    root = Path(dataset.root_path)
+    root.mkdir(parents=True, exist_ok=True)
+    limits = _image_limits()
+    with ThreadPoolExecutor(max_workers=URL_DOWNLOAD_WORKERS) as pool:
+        for start in range(0, len(todo), IMPORT_BATCH):
+            batch = todo[start : start + IMPORT_BATCH]
+            rows = list(
+                pool.map(lambda item: _download(*item, root, fetcher, limits), batch)  # type: ignore[misc]
+            )
+            for row in rows:
+                row.dataset = dataset
+            Image.objects.bulk_create(rows, ignore_conflicts=True)
+            _refresh_import_counts(dataset)
+            if progress:
+                progress(min(len(already) + start + len(batch), len(entries)), len(entries))
+    _refresh_import_counts(dataset)
+    Dataset.objects.filter(pk=dataset.pk).update(
+        state=Dataset.State.READY, import_finished_at=timezone.now()
+    )
+    dataset.refresh_from_db()
+    logger.info(
+        "imported URL list dataset %s: %s URLs, %s failed",
+        dataset.pk,
+        dataset.total,
+        dataset.failed,
     )
     return dataset
 

@@ -90,7 +90,8 @@ def export_rows(*, export: Export) -> list[dict]:
         {
             "sha256": image.sha256,
             "phash": image.phash,
-            "path": image.relative_path,
+            # URL-list images: the URL they came from; files: the path in the dataset.
+            "path": image.source_url or image.relative_path,
             "score": round(image.score, 6) if getattr(image, "score", None) is not None else None,
             "verdict": image.verdict or "unreviewed",
             "prompt_version": version.name if version else None,

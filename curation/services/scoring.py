@@ -12,12 +12,13 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from curation.errors import StateConflict, ValidationFailed
@@ -39,6 +40,29 @@ logger = logging.getLogger(__name__)
 
 # Returns the loaded CLIP model for a model key (the worker keeps one per process).
 ClipProvider = Callable[[str], ClipModel]
+
+
+class ChunkImage(NamedTuple):
+    id: int
+    sha256: str
+    relative_path: str
+
+
+def _upsert_scores(*, run_id: int, rows: list[tuple[int, float]]) -> None:
+    """Insert (image id, score) rows for a run, replacing any a redelivered task wrote.
+
+    One executemany of plain tuples: building Score instances costs more than the
+    database write itself at a million rows (PostgreSQL and SQLite share the syntax).
+    """
+    if not rows:
+        return
+    table = connection.ops.quote_name(Score._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (run_id, image_id, p_inappropriate) VALUES (%s, %s, %s) "
+        "ON CONFLICT (run_id, image_id) DO UPDATE SET p_inappropriate = excluded.p_inappropriate"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [(run_id, image_id, p) for image_id, p in rows])
 
 
 def scoring_run_start(
@@ -128,18 +152,23 @@ def scoring_chunk_process(
         state=ScoringRun.State.RUNNING, started_at=timezone.now()
     )
 
-    images = list(
-        Image.objects.filter(
-            dataset_id=run.dataset_id,
-            status=Image.Status.OK,
-            id__gte=chunk.first_image_id,
-            id__lte=chunk.last_image_id,
-        ).order_by("id")
+    # Plain tuples, not model instances: a chunk has thousands of rows and this is the hot path.
+    chunk_images = Image.objects.filter(
+        dataset_id=run.dataset_id,
+        status=Image.Status.OK,
+        id__gte=chunk.first_image_id,
+        id__lte=chunk.last_image_id,
     )
+    # Plain tuples, not model instances: a chunk has thousands of rows and this is the hot path.
+    images = [
+        ChunkImage(*row)
+        for row in chunk_images.order_by("id").values_list("id", "sha256", "relative_path")
+    ]
     timings: dict[str, float] = {}
     started = time.perf_counter()
     vectors, failures, encoded = _embeddings_for(
         images=images,
+        chunk_images=chunk_images,
         model_key=run.model_key,
         dim=run.prompt_version.dim,
         root=Path(run.dataset.root_path),
@@ -164,22 +193,18 @@ def scoring_chunk_process(
         locked = ScoringChunk.objects.select_for_update().get(pk=chunk.pk)
         if locked.state == ScoringChunk.State.DONE:
             return locked  # a duplicate delivery finished first
-        Score.objects.bulk_create(
-            [
-                Score(run=run, image=image, p_inappropriate=float(p))
-                for image, p in zip(scored_images, probabilities, strict=True)
+        _upsert_scores(
+            run_id=run.pk,
+            rows=[
+                (image.id, float(p)) for image, p in zip(scored_images, probabilities, strict=True)
             ],
-            update_conflicts=True,
-            unique_fields=["run", "image"],
-            update_fields=["p_inappropriate"],
-            batch_size=1000,
         )
         from reviewer.services import review_items_sync
 
         flagged = review_items_sync(
             run=run,
             scores={
-                image.pk: float(p) for image, p in zip(scored_images, probabilities, strict=True)
+                image.id: float(p) for image, p in zip(scored_images, probabilities, strict=True)
             },
         )
         locked.state = ScoringChunk.State.DONE
@@ -212,7 +237,8 @@ def scoring_chunk_process(
 
 def _embeddings_for(
     *,
-    images: list[Image],
+    images: list[ChunkImage],
+    chunk_images: QuerySet[Image],
     model_key: str,
     dim: int,
     root: Path,
@@ -222,18 +248,17 @@ def _embeddings_for(
     timings: dict[str, float],
 ) -> tuple[dict[str, np.ndarray], dict[str, str], int]:
     """Cached or freshly computed embeddings by content hash, failures by hash, count encoded."""
-    hashes = sorted({image.sha256 for image in images})
     vectors: dict[str, np.ndarray] = {}
     t0 = time.perf_counter()
-    for start in range(0, len(hashes), 1000):
-        for sha, blob in Embedding.objects.filter(
-            model_key=model_key, sha256__in=hashes[start : start + 1000]
-        ).values_list("sha256", "vector"):
-            vectors[sha] = embeddings_from_bytes(bytes(blob), dim=dim)[0]
+    # A subquery rather than thousands of bound hashes: compiling huge IN lists dominates.
+    for sha, blob in Embedding.objects.filter(
+        model_key=model_key, sha256__in=chunk_images.values("sha256")
+    ).values_list("sha256", "vector"):
+        vectors[sha] = embeddings_from_bytes(bytes(blob), dim=dim)[0]
     timings["cache_read"] = time.perf_counter() - t0
 
     # One file per missing hash: identical files are encoded once.
-    missing: dict[str, Image] = {}
+    missing: dict[str, ChunkImage] = {}
     for image in images:
         if image.sha256 not in vectors and image.sha256 not in missing:
             missing[image.sha256] = image

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from curation.api.permissions import IsCurationAdmin
 from curation.models import Dataset, Image, PromptVersion
+from curation.selectors import datasets_visible_to, visible_dataset_ids
 from reviewer.models import Decision, ReviewerPreferences, ReviewItem, ReviewSettings
 from reviewer.selectors import (
     dataset_review_stats,
@@ -180,9 +181,10 @@ class QueueQuery(serializers.Serializer):
     folder = serializers.CharField(required=False, allow_blank=True, max_length=1024)
     category = serializers.CharField(required=False, allow_blank=True, max_length=100)
 
-    def filters(self) -> QueueFilters:
+    def filters(self, user) -> QueueFilters:
+        """The queue filters; a dataset the user may not review is answered as not found."""
         data = self.validated_data
-        dataset = Dataset.objects.get(pk=data["dataset"]) if data.get("dataset") else None
+        dataset = datasets_visible_to(user).get(pk=data["dataset"]) if data.get("dataset") else None
         return QueueFilters(
             dataset=dataset,
             score_min=data.get("score_min"),
@@ -202,7 +204,7 @@ class ReviewNextApi(APIView):
         query.is_valid(raise_exception=True)
         mode = query.validated_data["mode"]
         items = review_item_batch(
-            reviewer=request.user, limit=1, mode=mode, filters=query.filters()
+            reviewer=request.user, limit=1, mode=mode, filters=query.filters(request.user)
         )
         if not items:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -235,7 +237,7 @@ class ReviewBatchApi(APIView):
             reviewer=request.user,
             limit=query.validated_data["limit"],
             mode=mode,
-            filters=query.filters(),
+            filters=query.filters(request.user),
         )
         return Response({"items": _items_response_data(items, request=request, mode=mode)})
 
@@ -358,8 +360,11 @@ class ReviewStatsApi(APIView):
     )
     def get(self, request: Request) -> Response:
         dataset_param = request.query_params.get("dataset", "")
+        dataset_id = None
+        if dataset_param.isdigit():
+            dataset_id = datasets_visible_to(request.user).get(pk=int(dataset_param)).pk
         counts = review_queue_counts(
-            dataset_id=int(dataset_param) if dataset_param.isdigit() else None
+            dataset_id=dataset_id, dataset_ids=visible_dataset_ids(request.user)
         )
         counts["decided_by_me"] = (
             Decision.objects.filter(reviewer=request.user, retraction__isnull=True)

@@ -12,7 +12,9 @@ def fill_margins(apps, schema_editor):
     """|score - threshold of the item's run| for items created before the field existed."""
     ReviewItem = apps.get_model("reviewer", "ReviewItem")
     batch = []
-    for item in ReviewItem.objects.exclude(run=None).select_related("run").iterator(chunk_size=2000):
+    for item in (
+        ReviewItem.objects.exclude(run=None).select_related("run").iterator(chunk_size=2000)
+    ):
         item.margin = abs(item.score - item.run.threshold)
         batch.append(item)
         if len(batch) >= 2000:
@@ -22,134 +24,240 @@ def fill_margins(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('curation', '0001_initial'),
-        ('reviewer', '0001_initial'),
+        ("curation", "0001_initial"),
+        ("reviewer", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DecisionRetraction',
+            name="DecisionRetraction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='ReviewerPreferences',
+            name="ReviewerPreferences",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('blur_strength', models.PositiveSmallIntegerField(default=24, validators=[django.core.validators.MaxValueValidator(64)])),
-                ('greyscale', models.BooleanField(default=True)),
-                ('break_every', models.PositiveIntegerField(default=200)),
-                ('keymap', models.JSONField(default=reviewer.models.default_keymap)),
-                ('default_view', models.CharField(choices=[('single', 'Single image'), ('grid', 'Grid')], default='single', max_length=8)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "blur_strength",
+                    models.PositiveSmallIntegerField(
+                        default=24, validators=[django.core.validators.MaxValueValidator(64)]
+                    ),
+                ),
+                ("greyscale", models.BooleanField(default=True)),
+                ("break_every", models.PositiveIntegerField(default=200)),
+                ("keymap", models.JSONField(default=reviewer.models.default_keymap)),
+                (
+                    "default_view",
+                    models.CharField(
+                        choices=[("single", "Single image"), ("grid", "Grid")],
+                        default="single",
+                        max_length=8,
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'reviewer preferences',
+                "verbose_name_plural": "reviewer preferences",
             },
         ),
         migrations.CreateModel(
-            name='ReviewSettings',
+            name="ReviewSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('required_verdicts', models.PositiveSmallIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(10)])),
-                ('near_duplicate_distance', models.PositiveSmallIntegerField(default=6, validators=[django.core.validators.MaxValueValidator(32)])),
-                ('categories', models.JSONField(default=reviewer.models.default_categories)),
-                ('auto_retrain_every', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1)])),
-                ('verdicts_since_retrain', models.PositiveIntegerField(default=0)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "required_verdicts",
+                    models.PositiveSmallIntegerField(
+                        default=1,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(10),
+                        ],
+                    ),
+                ),
+                (
+                    "near_duplicate_distance",
+                    models.PositiveSmallIntegerField(
+                        default=6, validators=[django.core.validators.MaxValueValidator(32)]
+                    ),
+                ),
+                ("categories", models.JSONField(default=reviewer.models.default_categories)),
+                (
+                    "auto_retrain_every",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                ("verdicts_since_retrain", models.PositiveIntegerField(default=0)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'review settings',
+                "verbose_name_plural": "review settings",
             },
         ),
         migrations.AddField(
-            model_name='decision',
-            name='category',
+            model_name="decision",
+            name="category",
             field=models.CharField(blank=True, max_length=100),
         ),
         migrations.AddField(
-            model_name='decision',
-            name='is_adjudication',
+            model_name="decision",
+            name="is_adjudication",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='decision',
-            name='propagated_from',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='propagated', to='reviewer.decision'),
+            model_name="decision",
+            name="propagated_from",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="propagated",
+                to="reviewer.decision",
+            ),
         ),
         migrations.AddField(
-            model_name='reviewitem',
-            name='is_audit',
+            model_name="reviewitem",
+            name="is_audit",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='reviewitem',
-            name='margin',
+            model_name="reviewitem",
+            name="margin",
             field=models.FloatField(default=0.0),
         ),
         migrations.AlterField(
-            model_name='reviewitem',
-            name='state',
-            field=models.CharField(choices=[('pending', 'Waiting for review'), ('decided', 'Decided'), ('disputed', 'Disputed'), ('withdrawn', 'Withdrawn')], default='pending', max_length=16),
+            model_name="reviewitem",
+            name="state",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Waiting for review"),
+                    ("decided", "Decided"),
+                    ("disputed", "Disputed"),
+                    ("withdrawn", "Withdrawn"),
+                ],
+                default="pending",
+                max_length=16,
+            ),
         ),
         migrations.AddIndex(
-            model_name='decision',
-            index=models.Index(fields=['reviewer', 'item'], name='decision_reviewer_item'),
+            model_name="decision",
+            index=models.Index(fields=["reviewer", "item"], name="decision_reviewer_item"),
         ),
         migrations.AddIndex(
-            model_name='decision',
-            index=models.Index(fields=['reviewer', '-created_at'], name='decision_reviewer_recent'),
+            model_name="decision",
+            index=models.Index(fields=["reviewer", "-created_at"], name="decision_reviewer_recent"),
         ),
         migrations.AddIndex(
-            model_name='reviewitem',
-            index=models.Index(condition=models.Q(('is_audit', False), ('state', 'pending')), fields=['dataset', '-score', 'id'], name='review_pending_score'),
+            model_name="reviewitem",
+            index=models.Index(
+                condition=models.Q(("is_audit", False), ("state", "pending")),
+                fields=["dataset", "-score", "id"],
+                name="review_pending_score",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reviewitem',
-            index=models.Index(condition=models.Q(('is_audit', False), ('state', 'pending')), fields=['-score', 'id'], name='review_pending_score_all'),
+            model_name="reviewitem",
+            index=models.Index(
+                condition=models.Q(("is_audit", False), ("state", "pending")),
+                fields=["-score", "id"],
+                name="review_pending_score_all",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reviewitem',
-            index=models.Index(condition=models.Q(('is_audit', False), ('state', 'pending')), fields=['dataset', 'margin', 'id'], name='review_pending_margin'),
+            model_name="reviewitem",
+            index=models.Index(
+                condition=models.Q(("is_audit", False), ("state", "pending")),
+                fields=["dataset", "margin", "id"],
+                name="review_pending_margin",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reviewitem',
-            index=models.Index(condition=models.Q(('is_audit', True)), fields=['dataset', 'id'], name='review_audit_items'),
+            model_name="reviewitem",
+            index=models.Index(
+                condition=models.Q(("is_audit", True)),
+                fields=["dataset", "id"],
+                name="review_audit_items",
+            ),
         ),
         migrations.AddField(
-            model_name='decisionretraction',
-            name='decision',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='retraction', to='reviewer.decision'),
+            model_name="decisionretraction",
+            name="decision",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="retraction",
+                to="reviewer.decision",
+            ),
         ),
         migrations.AddField(
-            model_name='decisionretraction',
-            name='retracted_by',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="decisionretraction",
+            name="retracted_by",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='reviewerpreferences',
-            name='user',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='review_preferences', to=settings.AUTH_USER_MODEL),
+            model_name="reviewerpreferences",
+            name="user",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="review_preferences",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='reviewsettings',
-            name='dataset',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='review_settings', to='curation.dataset'),
+            model_name="reviewsettings",
+            name="dataset",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="review_settings",
+                to="curation.dataset",
+            ),
         ),
         migrations.AddField(
-            model_name='reviewsettings',
-            name='last_retrain_job',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='curation.promptjob'),
+            model_name="reviewsettings",
+            name="last_retrain_job",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="curation.promptjob",
+            ),
         ),
         migrations.AddField(
-            model_name='reviewsettings',
-            name='pinned_version',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='curation.promptversion'),
+            model_name="reviewsettings",
+            name="pinned_version",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="curation.promptversion",
+            ),
         ),
         migrations.RunPython(fill_margins, migrations.RunPython.noop),
     ]

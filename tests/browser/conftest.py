@@ -181,3 +181,10 @@ def review_data(transactional_db, django_user_model, tmp_path) -> ReviewData:
         )
         items.append(ReviewItem.objects.create(dataset=dataset, image=image, score=score, run=run))
     return ReviewData(reviewer=reviewer, dataset=dataset, run=run, items=items)
+
+
+@pytest.fixture(autouse=True)
+def _reviewers_assigned(reviewers_assigned_everywhere):
+    """The pages' behaviour is tested here, not access: reviewers created in a test are assigned
+    to its datasets (access is tested in tests/security)."""
+    return reviewers_assigned_everywhere

@@ -86,3 +86,10 @@ def run(dataset, version) -> ScoringRun:
         total=2,
         processed=1,
     )
+
+
+@pytest.fixture(autouse=True)
+def _reviewers_assigned(reviewers_assigned_everywhere):
+    """These tests are about the queue and pages, not access: reviewers are assigned to the
+    datasets the test creates (access is tested in tests/security)."""
+    return reviewers_assigned_everywhere

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from curation.errors import DomainError
-from curation.services.clip_config import configured_model_spec
+from curation.services.clip_config import configured_model_key
 from curation.services.prompts import prompt_version_activate, prompt_version_import
 
 
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         try:
             version = prompt_version_import(
                 name=name or path.name,
-                model_key=model_key or configured_model_spec().key,
+                model_key=model_key or configured_model_key(),
                 data=path.read_bytes(),
             )
             if activate:

@@ -7,7 +7,7 @@ from tqdm import tqdm
 from curation.errors import DomainError
 from curation.management.cli import follow_row, resolve_dataset, resolve_prompt_version
 from curation.models import PromptVersion, ScoringRun
-from curation.services.clip_config import configured_model_spec
+from curation.services.clip_config import configured_model_key
 from curation.services.prompts import prompt_version_activate, prompt_version_create_zero_shot
 from curation.services.scoring import scoring_chunk_process, scoring_run_start
 from worker.runtime import get_clip
@@ -84,13 +84,13 @@ class Command(BaseCommand):
     def _prompt_version(self, value: str | None) -> PromptVersion:
         if value:
             return resolve_prompt_version(value)
-        spec = configured_model_spec()
-        version = PromptVersion.objects.filter(model_key=spec.key, is_active=True).first()
+        model_key = configured_model_key()
+        version = PromptVersion.objects.filter(model_key=model_key, is_active=True).first()
         if version is not None:
             return version
         self.stdout.write(
-            f"No active prompt version for {spec.key}: creating the paper's zero-shot prompts."
+            f"No active prompt version for {model_key}: creating the paper's zero-shot prompts."
         )
-        version = prompt_version_create_zero_shot(clip=get_clip(spec.key))
+        version = prompt_version_create_zero_shot(clip=get_clip(model_key))
         prompt_version_activate(version=version, rescore=False)
         return version

@@ -6,7 +6,7 @@ from tqdm import tqdm
 from curation.errors import DomainError
 from curation.management.cli import resolve_dataset, resolve_prompt_version
 from curation.models import PromptVersion
-from curation.services.clip_config import configured_model_spec
+from curation.services.clip_config import configured_model_key
 from curation.services.prompts import prompt_version_activate, prompt_version_train
 from curation.services.scoring import scoring_run_rescore
 from worker.engine.tuning import TuningConfig
@@ -41,7 +41,7 @@ class Command(BaseCommand):
             parent = resolve_prompt_version(options["parent"])
         else:
             parent = PromptVersion.objects.filter(
-                model_key=configured_model_spec().key, is_active=True
+                model_key=configured_model_key(), is_active=True
             ).first()
             if parent is None:
                 raise CommandError("No active prompt version to start from; pass --parent.")

@@ -1,0 +1,1 @@
+"""Benchmarks of the Q16 Curator engine (``make bench`` / ``python -m bench``); see README.md."""

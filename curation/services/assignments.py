@@ -1,0 +1,76 @@
+"""Who reviews which dataset: admins assign reviewers (non-staff users) to datasets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+
+from curation.errors import ValidationFailed
+from curation.models import Dataset, DatasetAssignment
+
+
+def _reviewers(user_ids: Iterable[int]) -> list:
+    ids = sorted(set(user_ids))
+    users = list(get_user_model().objects.filter(pk__in=ids))
+    found = {user.pk for user in users}
+    missing = [user_id for user_id in ids if user_id not in found]
+    if missing:
+        raise ValidationFailed(f"No such users: {', '.join(map(str, missing))}.")
+    staff = [user.get_username() for user in users if user.is_staff]
+    if staff:
+        raise ValidationFailed(
+            f"Admins review every dataset and are not assigned: {', '.join(staff)}."
+        )
+    return users
+
+
+def dataset_reviewer_assign(
+    *, dataset: Dataset, user: AbstractBaseUser, assigned_by: AbstractBaseUser | None = None
+) -> DatasetAssignment:
+    _reviewers([user.pk])
+    assignment, _ = DatasetAssignment.objects.get_or_create(
+        dataset=dataset, user=user, defaults={"assigned_by": assigned_by}
+    )
+    return assignment
+
+
+def dataset_reviewer_unassign(*, dataset: Dataset, user: AbstractBaseUser) -> None:
+    """The reviewer loses the dataset at once; leases they hold on it are released."""
+    from reviewer.models import ReviewItem
+
+    with transaction.atomic():
+        DatasetAssignment.objects.filter(dataset=dataset, user=user).delete()
+        ReviewItem.objects.filter(dataset=dataset, leased_by=user).update(
+            leased_by=None, lease_expires_at=None
+        )
+
+
+def dataset_reviewers_set(
+    *, dataset: Dataset, user_ids: Iterable[int], assigned_by: AbstractBaseUser | None = None
+) -> list:
+    """Make exactly these users the dataset's reviewers; returns them."""
+    from reviewer.models import ReviewItem
+
+    users = _reviewers(user_ids)
+    wanted = {user.pk for user in users}
+    with transaction.atomic():
+        current = set(
+            DatasetAssignment.objects.filter(dataset=dataset).values_list("user_id", flat=True)
+        )
+        removed = current - wanted
+        DatasetAssignment.objects.filter(dataset=dataset, user_id__in=removed).delete()
+        ReviewItem.objects.filter(dataset=dataset, leased_by_id__in=removed).update(
+            leased_by=None, lease_expires_at=None
+        )
+        DatasetAssignment.objects.bulk_create(
+            [
+                DatasetAssignment(dataset=dataset, user=user, assigned_by=assigned_by)
+                for user in users
+                if user.pk not in current
+            ],
+            ignore_conflicts=True,
+        )
+    return sorted(users, key=lambda user: user.get_username())
