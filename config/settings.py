@@ -267,6 +267,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("Q16_TASK_SOFT_TIME_LIMIT", 3300)
 # longest chunk, or a slow chunk would run twice at once.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("Q16_VISIBILITY_TIMEOUT", 7200),
+    # How a worker puts back tasks it had taken when a worker or Redis died mid-delivery:
+    # every `interval` s it scans, at most every `throttle`-th tick, under a lock that a
+    # crash can leave held for `mutex_expire` s. kombu's defaults (10, 10, 300) are kept.
+    "unacked_restore_interval": env_int("Q16_UNACKED_RESTORE_INTERVAL", 10),
+    "unacked_restore_throttle": env_int("Q16_UNACKED_RESTORE_THROTTLE", 10),
+    "unacked_mutex_expire": env_int("Q16_UNACKED_MUTEX_EXPIRE", 300),
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
@@ -287,6 +293,8 @@ Q16_BACKEND = os.environ.get("Q16_BACKEND", "torch")
 Q16_BATCH_SIZE = env_int("Q16_BATCH_SIZE", 64)
 Q16_DECODE_WORKERS = env_int("Q16_DECODE_WORKERS", 0)  # 0: one per core, minus one
 Q16_CHUNK_SIZE = env_int("Q16_CHUNK_SIZE", 2048)
+# Rescoring from cached embeddings encodes nothing, so its chunks can be far larger.
+Q16_RESCORE_CHUNK_SIZE = env_int("Q16_RESCORE_CHUNK_SIZE", 20000)
 Q16_DEFAULT_THRESHOLD = env_float("Q16_DEFAULT_THRESHOLD", 0.5)
 Q16_LEASE_SECONDS = env_int("Q16_LEASE_SECONDS", 300)
 # Folders an admin may import from on the server; empty means anywhere readable.

@@ -80,7 +80,10 @@ def scoring_run_start(
         raise StateConflict("The dataset has not finished importing.")
     if not 0.0 < threshold <= 1.0:
         raise ValidationFailed("The threshold must be in (0, 1].")
-    chunk_size = chunk_size or settings.Q16_CHUNK_SIZE
+    if not chunk_size:
+        # Rescore chunks encode nothing, so they can be much larger: fewer transactions.
+        rescore = kind == ScoringRun.Kind.RESCORE
+        chunk_size = settings.Q16_RESCORE_CHUNK_SIZE if rescore else settings.Q16_CHUNK_SIZE
     if chunk_size < 1:
         raise ValidationFailed("The chunk size must be positive.")
 
@@ -248,13 +251,21 @@ def _embeddings_for(
     timings: dict[str, float],
 ) -> tuple[dict[str, np.ndarray], dict[str, str], int]:
     """Cached or freshly computed embeddings by content hash, failures by hash, count encoded."""
-    vectors: dict[str, np.ndarray] = {}
     t0 = time.perf_counter()
-    # A subquery rather than thousands of bound hashes: compiling huge IN lists dominates.
-    for sha, blob in Embedding.objects.filter(
-        model_key=model_key, sha256__in=chunk_images.values("sha256")
-    ).values_list("sha256", "vector"):
-        vectors[sha] = embeddings_from_bytes(bytes(blob), dim=dim)[0]
+    # A subquery rather than thousands of bound hashes (compiling huge IN lists dominates),
+    # and one decode of all blobs joined instead of one numpy call per row.
+    rows = list(
+        Embedding.objects.filter(
+            model_key=model_key, sha256__in=chunk_images.values("sha256")
+        ).values_list("sha256", "vector")
+    )
+    vectors: dict[str, np.ndarray] = {}
+    if rows:
+        blobs = [bytes(blob) for _, blob in rows]
+        if any(len(blob) != 2 * dim for blob in blobs):  # float16: one row of dim values each
+            raise ValueError(f"cached embeddings for {model_key} are not {dim}-dimensional")
+        matrix = embeddings_from_bytes(b"".join(blobs), dim=dim)
+        vectors = {sha: matrix[row] for row, (sha, _) in enumerate(rows)}
     timings["cache_read"] = time.perf_counter() - t0
 
     # One file per missing hash: identical files are encoded once.

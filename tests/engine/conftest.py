@@ -33,6 +33,7 @@ def tiny_clip(tiny_clip_checkpoint: Path) -> ClipModel:
 @pytest.fixture(scope="session")
 def reference_prompts_dir() -> Path:
     """The paper's published prompt files (beside the repository, never copied into it)."""
-    if not REFERENCE_PROMPTS.is_dir():
-        pytest.skip(f"reference prompts not found at {REFERENCE_PROMPTS}")
+    from tests.conftest import require
+
+    require(REFERENCE_PROMPTS.is_dir(), f"reference prompts not found at {REFERENCE_PROMPTS}")
     return REFERENCE_PROMPTS

@@ -98,7 +98,14 @@ def test_redis_restart_during_a_run_workers_reconnect_and_finish(
 
     dataset, version = dataset_and_prompts
     worker = workers.start(
-        "reconnect", REDIS_URL=spare_redis.url, Q16_VISIBILITY_TIMEOUT=SHORT_VISIBILITY
+        "reconnect",
+        REDIS_URL=spare_redis.url,
+        Q16_VISIBILITY_TIMEOUT=SHORT_VISIBILITY,
+        # A task taken from the queue in the instant Redis stopped is only in the unacked
+        # set: scan for it every second, and don't wait out a lock the stop left behind.
+        Q16_UNACKED_RESTORE_INTERVAL="1",
+        Q16_UNACKED_RESTORE_THROTTLE="1",
+        Q16_UNACKED_MUTEX_EXPIRE="5",
     )
     run = scoring_run_start(
         dataset=dataset, prompt_version=version, threshold=0.5, chunk_size=CHUNK, queue=False
