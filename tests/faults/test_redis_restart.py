@@ -20,7 +20,7 @@ from curation.services.scoring import scoring_run_start
 from tests.conftest import require
 from tests.faults.test_worker_faults import (
     CHUNK,
-    SHORT_VISIBILITY,
+    FAST_RESTORE,
     _assert_complete_exactly_once,
 )
 from tests.helpers import wait_for
@@ -97,16 +97,7 @@ def test_redis_restart_during_a_run_workers_reconnect_and_finish(
     from worker.tasks import score_chunk
 
     dataset, version = dataset_and_prompts
-    worker = workers.start(
-        "reconnect",
-        REDIS_URL=spare_redis.url,
-        Q16_VISIBILITY_TIMEOUT=SHORT_VISIBILITY,
-        # A task taken from the queue in the instant Redis stopped is only in the unacked
-        # set: scan for it every second, and don't wait out a lock the stop left behind.
-        Q16_UNACKED_RESTORE_INTERVAL="1",
-        Q16_UNACKED_RESTORE_THROTTLE="1",
-        Q16_UNACKED_MUTEX_EXPIRE="5",
-    )
+    worker = workers.start("reconnect", REDIS_URL=spare_redis.url, **FAST_RESTORE)
     run = scoring_run_start(
         dataset=dataset, prompt_version=version, threshold=0.5, chunk_size=CHUNK, queue=False
     )

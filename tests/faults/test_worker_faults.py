@@ -27,6 +27,14 @@ pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
 
 CHUNK = 8
 SHORT_VISIBILITY = "3"
+# Put back tasks a dead worker (or a stopped Redis) had taken within seconds: scan every
+# second, and don't wait out a restore lock the crash may have left held (kombu: 100 s / 300 s).
+FAST_RESTORE = {
+    "Q16_VISIBILITY_TIMEOUT": SHORT_VISIBILITY,
+    "Q16_UNACKED_RESTORE_INTERVAL": "1",
+    "Q16_UNACKED_RESTORE_THROTTLE": "1",
+    "Q16_UNACKED_MUTEX_EXPIRE": "5",
+}
 
 
 def _assert_complete_exactly_once(run: ScoringRun) -> None:
@@ -43,7 +51,7 @@ def _assert_complete_exactly_once(run: ScoringRun) -> None:
 @pytest.mark.parametrize("victim", ["whole-worker", "pool-child"])
 def test_killed_worker_mid_run_the_run_completes_exactly_once(workers, dataset_and_prompts, victim):
     dataset, version = dataset_and_prompts
-    first = workers.start("first", Q16_VISIBILITY_TIMEOUT=SHORT_VISIBILITY)
+    first = workers.start("first", **FAST_RESTORE)
     run = scoring_run_start(
         dataset=dataset, prompt_version=version, threshold=0.5, chunk_size=CHUNK
     )
@@ -57,7 +65,7 @@ def test_killed_worker_mid_run_the_run_completes_exactly_once(workers, dataset_a
     )
     if victim == "whole-worker":
         workers.kill(first)  # worker and pool child together: a crashed machine
-        second = workers.start("second", Q16_VISIBILITY_TIMEOUT=SHORT_VISIBILITY)
+        second = workers.start("second", **FAST_RESTORE)
     else:
         # Only the pool child: the parent sees WorkerLostError and, with
         # task_reject_on_worker_lost, requeues the task at once; it forks a new child.
