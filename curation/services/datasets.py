@@ -241,21 +241,11 @@ def dataset_import(
                 for path, problem in batch
                 if problem is not None
             ]
-            for row in rows:
-                row.dataset = dataset
-            Image.objects.bulk_create(rows, ignore_conflicts=True)
-            _refresh_import_counts(dataset)
+            _record_batch(dataset, rows)
             if progress:
                 progress(min(len(already) + start + len(batch), len(candidates)), len(candidates))
 
-    _refresh_import_counts(dataset)
-    Dataset.objects.filter(pk=dataset.pk).update(
-        state=Dataset.State.READY, import_finished_at=timezone.now()
-    )
-    dataset.refresh_from_db()
-    logger.info(
-        "imported dataset %s: %s files, %s failed", dataset.pk, dataset.total, dataset.failed
-    )
+    _finish_import(dataset, what="files")
     return dataset
 
 
@@ -335,23 +325,10 @@ def _import_url_list(
             rows = list(
                 pool.map(lambda item: _download(*item, root, fetcher, limits), batch)  # type: ignore[misc]
             )
-            for row in rows:
-                row.dataset = dataset
-            Image.objects.bulk_create(rows, ignore_conflicts=True)
-            _refresh_import_counts(dataset)
+            _record_batch(dataset, rows)
             if progress:
                 progress(min(len(already) + start + len(batch), len(entries)), len(entries))
-    _refresh_import_counts(dataset)
-    Dataset.objects.filter(pk=dataset.pk).update(
-        state=Dataset.State.READY, import_finished_at=timezone.now()
-    )
-    dataset.refresh_from_db()
-    logger.info(
-        "imported URL list dataset %s: %s URLs, %s failed",
-        dataset.pk,
-        dataset.total,
-        dataset.failed,
-    )
+    _finish_import(dataset, what="URLs")
     return dataset
 
 
@@ -371,6 +348,25 @@ def _collect_candidates(dataset: Dataset) -> list[tuple[str, str | None]]:
     elif not root.is_dir():
         raise OSError(f"dataset folder {root} does not exist or is not a folder")
     return list(_iter_folder_files(root)) + rejected
+
+
+def _record_batch(dataset: Dataset, rows: list[Image]) -> None:
+    """Record a batch of probed files; rows an interrupted run already wrote are kept."""
+    for row in rows:
+        row.dataset = dataset
+    Image.objects.bulk_create(rows, ignore_conflicts=True)
+    _refresh_import_counts(dataset)
+
+
+def _finish_import(dataset: Dataset, *, what: str) -> None:
+    _refresh_import_counts(dataset)
+    Dataset.objects.filter(pk=dataset.pk).update(
+        state=Dataset.State.READY, import_finished_at=timezone.now()
+    )
+    dataset.refresh_from_db()
+    logger.info(
+        "imported dataset %s: %s %s, %s failed", dataset.pk, dataset.total, what, dataset.failed
+    )
 
 
 def _refresh_import_counts(dataset: Dataset) -> None:
