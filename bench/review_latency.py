@@ -96,7 +96,7 @@ def fill(*, images: int, flagged: int, clients: int, seed: int = 0) -> dict:
     from django.db import connection
     from rest_framework.authtoken.models import Token
 
-    from curation.models import Dataset, PromptVersion, ScoringRun
+    from curation.models import Dataset, DatasetAssignment, PromptVersion, ScoringRun
     from worker.engine.store import prompts_to_bytes
 
     rng = np.random.default_rng(seed)
@@ -120,10 +120,10 @@ def fill(*, images: int, flagged: int, clients: int, seed: int = 0) -> dict:
         raw = cursor.cursor  # psycopg cursor
         _copy_rows(
             raw,
-            "COPY curation_image (dataset_id, relative_path, sha256, phash, width, height, "
-            "format, bytes, status, error, created_at) FROM STDIN",
+            "COPY curation_image (dataset_id, relative_path, source_url, sha256, phash, width, "
+            "height, format, bytes, status, error, created_at) FROM STDIN",
             (
-                f"{dataset.pk}\tfolder{i % 1000:03d}/img{i:07d}.jpg\t"
+                f"{dataset.pk}\tfolder{i % 1000:03d}/img{i:07d}.jpg\t\t"
                 f"{secrets.token_hex(32)}\t{int(phashes[i]):016x}\t640\t480\tJPEG\t50000\tok\t\t{now}\n"
                 for i in range(images)
             ),
@@ -158,6 +158,7 @@ def fill(*, images: int, flagged: int, clients: int, seed: int = 0) -> dict:
     for n in range(clients):
         user = users.objects.create_user(username=f"bench-reviewer-{n}", password=None)
         tokens.append(Token.objects.create(user=user).key)
+        DatasetAssignment.objects.create(dataset=dataset, user=user)
     seconds = time.perf_counter() - started
     log.info("filled %s images, %s flagged in %.1f s", images, flagged, seconds)
     return {"dataset_id": dataset.pk, "tokens": tokens, "fill_seconds": round(seconds, 1)}
@@ -168,7 +169,7 @@ def reuse(*, clients: int) -> dict:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    from curation.models import Dataset
+    from curation.models import Dataset, DatasetAssignment
 
     dataset = Dataset.objects.get(name="bench")
     users = get_user_model()
@@ -176,6 +177,7 @@ def reuse(*, clients: int) -> dict:
     for n in range(clients):
         user, _ = users.objects.get_or_create(username=f"bench-reviewer-{n}")
         tokens.append(Token.objects.get_or_create(user=user)[0].key)
+        DatasetAssignment.objects.get_or_create(dataset=dataset, user=user)
     return {"dataset_id": dataset.pk, "tokens": tokens, "fill_seconds": None}
 
 

@@ -8,7 +8,8 @@ Sections (see README.md, "Benchmarks"):
 - ``naive``: the paper repository's loop (open, preprocess, forward at batch 1, softmax).
 - ``decode``: decode + preprocess alone on one core, small/large JPEGs, with/without draft.
 - ``rescore``: cached embeddings -> stored scores for a new prompt version, through the
-  service (``scoring_run_rescore``) and as engine math + a bulk SQLite write at 1M.
+  service (``scoring_run_rescore``, SQLite; ``python -m bench.rescore_pg`` for PostgreSQL)
+  and as engine math + a bulk SQLite write, 1M each.
 - ``train``: ``train_prompts`` on labelled synthetic embeddings, paper settings.
 - ``memory``: peak RSS of a scoring worker process for two dataset sizes.
 - ``fidelity``: each faster backend's embeddings and flags against fp32 PyTorch.
@@ -102,7 +103,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "batch_sizes": "8,16" if quick else "16,64",
         "decode_n": 24 if quick else 96,
         "rescore_n": 20_000 if quick else 1_000_000,
-        "rescore_service_n": 3_000 if quick else 100_000,
+        "rescore_service_n": 3_000 if quick else 1_000_000,
         "train_n": 2_000 if quick else 10_000,
         "memory_sizes": "100,300" if quick else "2000,10000",
     }
@@ -246,9 +247,18 @@ def bench_decode(clip: Any, small: list[Path], large: list[Path]) -> dict[str, A
 
 
 def bench_rescore_service(n: int, dim: int, *, threshold: float) -> dict[str, Any]:
-    """A RESCORE run of n cached embeddings through scoring_run_rescore (Django, SQLite)."""
+    """A RESCORE run of n cached embeddings through scoring_run_rescore (Django, SQLite).
+
+    As after a first scoring run, every 20th image already has a pending review item: the
+    rescore updates those (withdrawing the ones that fall below the threshold) and creates
+    items for the newly flagged.
+    """
+    from django.db import connection, transaction
+    from django.utils import timezone
+
     from curation.models import Dataset, Embedding, Image, PromptVersion, ScoringRun
     from curation.services.scoring import scoring_run_rescore, scoring_run_start
+    from reviewer.models import ReviewItem
     from worker.engine.store import embeddings_to_bytes, prompts_to_bytes
 
     key = f"bench-rescore-{n}/sha256-synthetic"
@@ -264,26 +274,42 @@ def bench_rescore_service(n: int, dim: int, *, threshold: float) -> dict[str, An
     )
     prompts = data.rescore_prompts(dim, seed=12)
     vectors = data.rescore_embeddings(n, dim, prompts, seed=11)
+    # Plain executemany: model instances would make the set-up take minutes at 1M.
+    image_table = connection.ops.quote_name(Image._meta.db_table)
+    embedding_table = connection.ops.quote_name(Embedding._meta.db_table)
+    added = connection.ops.adapt_datetimefield_value(timezone.now())
     block = 20_000
     for start in range(0, n, block):
         stop = min(start + block, n)
         shas = [f"{dataset.pk:08x}{i:056x}" for i in range(start, stop)]
-        Image.objects.bulk_create(
-            [
-                Image(dataset=dataset, relative_path=f"{i}.jpg", sha256=sha, status=Image.Status.OK)
-                for i, sha in zip(range(start, stop), shas, strict=True)
-            ],
-            batch_size=2000,
-        )
-        Embedding.objects.bulk_create(
-            [
-                Embedding(
-                    model_key=key, sha256=sha, vector=embeddings_to_bytes(vectors[i][None, :])
-                )
-                for i, sha in zip(range(start, stop), shas, strict=True)
-            ],
-            batch_size=2000,
-        )
+        blobs = embeddings_to_bytes(vectors[start:stop])
+        row_bytes = 2 * dim
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {image_table} (dataset_id, relative_path, source_url, sha256, "
+                "phash, format, status, error, created_at) "
+                "VALUES (%s, %s, '', %s, '', 'JPEG', %s, '', %s)",
+                [
+                    (dataset.pk, f"{i}.jpg", sha, Image.Status.OK, added)
+                    for i, sha in zip(range(start, stop), shas, strict=True)
+                ],
+            )
+            cursor.executemany(
+                f"INSERT INTO {embedding_table} (model_key, sha256, vector, created_at) "
+                "VALUES (%s, %s, %s, %s)",
+                [
+                    (key, sha, blobs[row * row_bytes : (row + 1) * row_bytes], added)
+                    for row, sha in enumerate(shas)
+                ],
+            )
+    first_id = Image.objects.filter(dataset=dataset).order_by("id").values_list("id", flat=True)[0]
+    ReviewItem.objects.bulk_create(
+        [
+            ReviewItem(dataset=dataset, image_id=first_id + i, score=0.6, margin=0.1)
+            for i in range(0, n, 20)
+        ],
+        batch_size=5000,
+    )
     version = PromptVersion.objects.create(
         name="bench new prompts",
         model_key=key,

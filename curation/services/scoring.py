@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from itertools import repeat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,9 +19,10 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F
 from django.utils import timezone
 
+from curation.bulk import insert_rows
 from curation.errors import StateConflict, ValidationFailed
 from curation.models import (
     Dataset,
@@ -48,21 +50,21 @@ class ChunkImage(NamedTuple):
     relative_path: str
 
 
-def _upsert_scores(*, run_id: int, rows: list[tuple[int, float]]) -> None:
-    """Insert (image id, score) rows for a run, replacing any a redelivered task wrote.
+def _upsert_scores(*, run_id: int, image_ids: list[int], probabilities: list[float]) -> None:
+    """Insert a run's (image id, score) rows, replacing any a redelivered task wrote.
 
-    One executemany of plain tuples: building Score instances costs more than the
-    database write itself at a million rows (PostgreSQL and SQLite share the syntax).
+    Plain rows, not Score instances: building instances costs more than the database write
+    itself at a million rows.
     """
-    if not rows:
-        return
-    table = connection.ops.quote_name(Score._meta.db_table)
-    sql = (
-        f"INSERT INTO {table} (run_id, image_id, p_inappropriate) VALUES (%s, %s, %s) "
-        "ON CONFLICT (run_id, image_id) DO UPDATE SET p_inappropriate = excluded.p_inappropriate"
+    insert_rows(
+        table=Score._meta.db_table,
+        columns=["run_id", "image_id", "p_inappropriate"],
+        pg_types=["bigint", "bigint", "float8"],
+        rows=list(zip(repeat(run_id), image_ids, probabilities, strict=False)),
+        on_conflict=(
+            "ON CONFLICT (run_id, image_id) DO UPDATE SET p_inappropriate = excluded.p_inappropriate"
+        ),
     )
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, [(run_id, image_id, p) for image_id, p in rows])
 
 
 def scoring_run_start(
@@ -155,23 +157,18 @@ def scoring_chunk_process(
         state=ScoringRun.State.RUNNING, started_at=timezone.now()
     )
 
-    # Plain tuples, not model instances: a chunk has thousands of rows and this is the hot path.
-    chunk_images = Image.objects.filter(
-        dataset_id=run.dataset_id,
-        status=Image.Status.OK,
-        id__gte=chunk.first_image_id,
-        id__lte=chunk.last_image_id,
-    )
-    # Plain tuples, not model instances: a chunk has thousands of rows and this is the hot path.
-    images = [
-        ChunkImage(*row)
-        for row in chunk_images.order_by("id").values_list("id", "sha256", "relative_path")
-    ]
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    images, cached = _chunk_images(
+        dataset_id=run.dataset_id,
+        model_key=run.model_key,
+        first_image_id=chunk.first_image_id,
+        last_image_id=chunk.last_image_id,
+    )
+    timings["cache_read"] = time.perf_counter() - started
     vectors, failures, encoded = _embeddings_for(
         images=images,
-        chunk_images=chunk_images,
+        cached=cached,
         model_key=run.model_key,
         dim=run.prompt_version.dim,
         root=Path(run.dataset.root_path),
@@ -181,13 +178,15 @@ def scoring_chunk_process(
         timings=timings,
     )
 
-    scored_images = [image for image in images if image.sha256 in vectors]
     t0 = time.perf_counter()
+    scored_ids = [image.id for image, ok in zip(images, vectors.ok, strict=True) if ok]
     prompts = prompts_from_bytes(bytes(run.prompt_version.vectors))
     probabilities = (
-        inappropriate_probability(np.stack([vectors[i.sha256] for i in scored_images]), prompts)
-        if scored_images
-        else np.zeros(0, dtype=np.float32)
+        inappropriate_probability(
+            vectors.matrix if vectors.ok.all() else vectors.matrix[vectors.ok], prompts
+        ).tolist()
+        if scored_ids
+        else []
     )
     timings["score"] = time.perf_counter() - t0
 
@@ -196,20 +195,14 @@ def scoring_chunk_process(
         locked = ScoringChunk.objects.select_for_update().get(pk=chunk.pk)
         if locked.state == ScoringChunk.State.DONE:
             return locked  # a duplicate delivery finished first
-        _upsert_scores(
-            run_id=run.pk,
-            rows=[
-                (image.id, float(p)) for image, p in zip(scored_images, probabilities, strict=True)
-            ],
-        )
+        _upsert_scores(run_id=run.pk, image_ids=scored_ids, probabilities=probabilities)
+        timings["write_scores"] = time.perf_counter() - t0
         from reviewer.services import review_items_sync
 
         flagged = review_items_sync(
-            run=run,
-            scores={
-                image.id: float(p) for image, p in zip(scored_images, probabilities, strict=True)
-            },
+            run=run, scores=dict(zip(scored_ids, probabilities, strict=True))
         )
+        timings["write_review_items"] = time.perf_counter() - t0 - timings["write_scores"]
         locked.state = ScoringChunk.State.DONE
         locked.error = "; ".join(f"{sha[:12]}: {reason}" for sha, reason in failures.items())[:5000]
         locked.finished_at = timezone.now()
@@ -238,10 +231,51 @@ def scoring_chunk_process(
     return locked
 
 
+def _chunk_images(
+    *, dataset_id: int, model_key: str, first_image_id: int, last_image_id: int
+) -> tuple[list[ChunkImage], list[bytes | memoryview | None]]:
+    """A chunk's valid images, and each one's cached embedding blob (or None).
+
+    One LEFT JOIN on the embedding cache's (model key, hash) index, read with a plain cursor:
+    at a million images per rescore, model instances and per-row converters cost more than
+    the query.
+    """
+    image_table = connection.ops.quote_name(Image._meta.db_table)
+    embedding_table = connection.ops.quote_name(Embedding._meta.db_table)
+    # No ORDER BY: the two lists stay aligned whatever the order, and sorting 20 MB of
+    # vectors spilled to disk on PostgreSQL.
+    sql = (
+        f"SELECT i.id, i.sha256, i.relative_path, e.vector FROM {image_table} i "
+        f"LEFT JOIN {embedding_table} e ON e.model_key = %s AND e.sha256 = i.sha256 "
+        "WHERE i.dataset_id = %s AND i.status = %s AND i.id >= %s AND i.id <= %s"
+    )
+    params = [model_key, dataset_id, Image.Status.OK, first_image_id, last_image_id]
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        connection.ensure_connection()
+        # Binary results (which Django's client-side cursors cannot ask for): bytea arrives
+        # as bytes, not as hex text twice its size to parse.
+        with psycopg.Cursor(connection.connection) as pg_cursor:
+            pg_cursor.execute(sql, params, binary=True)
+            rows = pg_cursor.fetchall()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+    return [ChunkImage(row[0], row[1], row[2]) for row in rows], [row[3] for row in rows]
+
+
+class ChunkVectors(NamedTuple):
+    # (n, D) float32 in the chunk's image order; rows where ``ok`` is False are zeros.
+    matrix: np.ndarray
+    ok: np.ndarray
+
+
 def _embeddings_for(
     *,
     images: list[ChunkImage],
-    chunk_images: QuerySet[Image],
+    cached: list[bytes | memoryview | None],
     model_key: str,
     dim: int,
     root: Path,
@@ -249,31 +283,25 @@ def _embeddings_for(
     batch_size: int,
     decode_workers: int | None,
     timings: dict[str, float],
-) -> tuple[dict[str, np.ndarray], dict[str, str], int]:
-    """Cached or freshly computed embeddings by content hash, failures by hash, count encoded."""
+) -> tuple[ChunkVectors, dict[str, str], int]:
+    """Every image's embedding (cached, or encoded now), failures by hash, count encoded."""
     t0 = time.perf_counter()
-    # A subquery rather than thousands of bound hashes (compiling huge IN lists dominates),
-    # and one decode of all blobs joined instead of one numpy call per row.
-    rows = list(
-        Embedding.objects.filter(
-            model_key=model_key, sha256__in=chunk_images.values("sha256")
-        ).values_list("sha256", "vector")
-    )
-    vectors: dict[str, np.ndarray] = {}
-    if rows:
-        blobs = [bytes(blob) for _, blob in rows]
+    ok = np.fromiter((blob is not None for blob in cached), dtype=bool, count=len(cached))
+    matrix = np.zeros((len(images), dim), dtype=np.float32)
+    if ok.any():
+        blobs = [blob for blob in cached if blob is not None]
         if any(len(blob) != 2 * dim for blob in blobs):  # float16: one row of dim values each
             raise ValueError(f"cached embeddings for {model_key} are not {dim}-dimensional")
-        matrix = embeddings_from_bytes(b"".join(blobs), dim=dim)
-        vectors = {sha: matrix[row] for row, (sha, _) in enumerate(rows)}
-    timings["cache_read"] = time.perf_counter() - t0
+        # One decode of all blobs joined instead of one numpy call per row.
+        matrix[ok] = embeddings_from_bytes(b"".join(blobs), dim=dim)
+    timings["cache_read"] = timings.get("cache_read", 0.0) + time.perf_counter() - t0
 
-    # One file per missing hash: identical files are encoded once.
-    missing: dict[str, ChunkImage] = {}
-    for image in images:
-        if image.sha256 not in vectors and image.sha256 not in missing:
-            missing[image.sha256] = image
+    # Rows by missing hash: identical files are encoded once.
+    missing: dict[str, list[int]] = {}
+    for row in np.flatnonzero(~ok).tolist():
+        missing.setdefault(images[row].sha256, []).append(row)
     failures: dict[str, str] = {}
+    vectors = ChunkVectors(matrix=matrix, ok=ok)
     if not missing:
         return vectors, failures, 0
     if clip_provider is None:
@@ -283,7 +311,7 @@ def _embeddings_for(
     missing_items = list(missing.items())
     result = encode_files(
         clip,
-        [root / image.relative_path for _, image in missing_items],
+        [root / images[rows[0]].relative_path for _, rows in missing_items],
         batch_size=batch_size,
         decode_workers=decode_workers,
     )
@@ -294,10 +322,11 @@ def _embeddings_for(
         failures[missing_items[position][0]] = reason
     new_rows = []
     for row, position in enumerate(result.ok_indices):
-        sha = missing_items[position][0]
+        sha, rows = missing_items[position]
         blob = embeddings_to_bytes(result.embeddings[row][None, :])
         # Score from the cached (float16) value, so a rescore reproduces these scores exactly.
-        vectors[sha] = embeddings_from_bytes(blob, dim=dim)[0]
+        matrix[rows] = embeddings_from_bytes(blob, dim=dim)[0]
+        ok[rows] = True
         new_rows.append(Embedding(model_key=model_key, sha256=sha, vector=blob))
     Embedding.objects.bulk_create(new_rows, ignore_conflicts=True, batch_size=1000)
     return vectors, failures, len(result.ok_indices)
