@@ -26,12 +26,12 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_SECRET_KEY ?= test-secret-key-not-for-production
 TEST_DATA_DIR ?= $(CURDIR)/var/test
 
-.PHONY: help install run test lint bench clean migrate worker web
+.PHONY: help install run test lint bench bench-review bench-rescore-pg clean migrate worker web
 
 help: ## List the targets
 	@echo "Q16 Curator targets:"
 	@grep -E '^[a-z][a-z_-]*:.*## ' $(MAKEFILE_LIST) \
-		| awk 'BEGIN {FS = ":.*## "} {printf "  make %-9s %s\n", $$1, $$2}'
+		| awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
 
 # --- Environment ------------------------------------------------------------------------
 
@@ -86,6 +86,12 @@ BENCH_ARGS ?=
 
 bench: $(STAMP) ## Run the benchmarks (python -m bench; table + bench/results/<time>.json)
 	$(PY) -m bench $(BENCH_ARGS)
+
+bench-review: $(STAMP) ## Review latency at 1M images on PostgreSQL (python -m bench.review_latency)
+	$(PY) -m bench.review_latency $(BENCH_ARGS)
+
+bench-rescore-pg: $(STAMP) ## The service rescore on PostgreSQL (python -m bench.rescore_pg)
+	$(PY) -m bench.rescore_pg $(BENCH_ARGS)
 
 # --- Cleaning ---------------------------------------------------------------------------------
 
