@@ -21,7 +21,10 @@ DEFAULT_CATEGORIES = [
     "other",
 ]
 
-# Keyboard actions of the review screen and their default keys.
+# Keyboard actions of the review screen and their default keys (one key per action; a second
+# default key for the same move is its own `*_alt` action). A key is a KeyboardEvent.key value
+# (" " is Space), optionally prefixed "Shift+". The `*_near` actions give the verdict to the
+# item's near-duplicates too.
 DEFAULT_KEYMAP = {
     "confirm": "c",
     "reject": "r",
@@ -33,6 +36,17 @@ DEFAULT_KEYMAP = {
     "toggle_view": "g",
     "help": "?",
     **{f"category_{n}": str(n) for n in range(1, 10)},
+    "confirm_near": "Shift+c",
+    "reject_near": "Shift+r",
+    **{f"category_{n}_near": f"Shift+{n}" for n in range(1, 10)},
+    "next_alt": "ArrowRight",
+    "prev_alt": "ArrowLeft",
+    "grid_down": "ArrowDown",
+    "grid_up": "ArrowUp",
+    "grid_select": "x",
+    "grid_select_alt": " ",
+    "grid_open": "Enter",
+    "grid_clear": "Escape",
 }
 
 

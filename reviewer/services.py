@@ -446,6 +446,43 @@ def review_lease_release(*, item_id: int, reviewer: AbstractBaseUser) -> None:
     items.filter(leased_by=reviewer).update(leased_by=None, lease_expires_at=None)
 
 
+def review_leases_release(
+    *, reviewer: AbstractBaseUser, item_ids: Iterable[int] | None = None
+) -> int:
+    """Give back the reviewer's leases in one UPDATE: all of them (item_ids None) or those on
+    these items; returns how many were given back (expired ones included).
+
+    Leases of other reviewers are never touched; items outside the datasets the reviewer may
+    review are ignored, not reported (their ids must not leak).
+    """
+    items = reviewable_items(reviewer).filter(leased_by=reviewer)
+    if item_ids is not None:
+        items = items.filter(pk__in=list(item_ids))
+    return items.update(leased_by=None, lease_expires_at=None)
+
+
+def review_queue_size(
+    *, reviewer: AbstractBaseUser, mode: str = "score", filters: QueueFilters | None = None
+) -> dict[str, int]:
+    """How many items a queue (mode and filters, as review_item_batch reads them) holds.
+
+    `queue`: the items it serves, leases aside; `queue_remaining`: those of them this reviewer
+    has not given a verdict on (nor skipped) yet. Raises like review_item_batch for a mode the
+    reviewer may not use.
+    """
+    items, _ = _queue(mode=mode, filters=filters or QueueFilters(), reviewer=reviewer)
+    queue = items.count()
+    # The reviewer's verdicts on the queue's items, subtracted: a NOT EXISTS per queue item
+    # cost 0.8 s at 100,000 pending items, and the page asks after verdicts.
+    decided = (
+        Decision.objects.filter(reviewer=reviewer, retraction__isnull=True, item__in=items)
+        .values("item_id")
+        .distinct()
+        .count()
+    )
+    return {"queue": queue, "queue_remaining": queue - decided}
+
+
 # --- Verdicts ------------------------------------------------------------------------------------
 
 
@@ -893,6 +930,8 @@ __all__ = [
     "review_item_next",
     "review_items_sync",
     "review_lease_release",
+    "review_leases_release",
+    "review_queue_size",
     "review_settings_update",
     "reviewer_preferences_update",
 ]

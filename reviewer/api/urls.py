@@ -7,6 +7,7 @@ urlpatterns = [
     path("batch/", views.ReviewBatchApi.as_view(), name="api-review-batch"),
     path("stats/", views.ReviewStatsApi.as_view(), name="api-review-stats"),
     path("undo/", views.ReviewUndoApi.as_view(), name="api-review-undo"),
+    path("release/", views.ReviewLeasesReleaseApi.as_view(), name="api-review-leases-release"),
     path("bulk-decision/", views.ReviewBulkDecisionApi.as_view(), name="api-review-bulk-decision"),
     path("preferences/", views.ReviewPreferencesApi.as_view(), name="api-review-preferences"),
     path(

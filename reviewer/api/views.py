@@ -1,5 +1,6 @@
 """Review API: lease items (one or a batch), record, bulk-record and undo verdicts, release a
-lease; reviewer preferences; per-dataset review settings and numbers (admins)."""
+lease (or many at once), queue counts; reviewer preferences; per-dataset review settings and
+numbers (admins)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from reviewer.selectors import (
 )
 from reviewer.services import (
     MAX_BATCH,
+    MAX_BULK,
     QUEUE_MODES,
     QUEUE_STATES,
     QueueFilters,
@@ -39,6 +41,8 @@ from reviewer.services import (
     review_decision_undo,
     review_item_batch,
     review_lease_release,
+    review_leases_release,
+    review_queue_size,
     review_settings_update,
     reviewer_preferences_update,
 )
@@ -317,7 +321,14 @@ class ReviewBulkDecisionApi(APIView):
 
 
 class ReviewUndoApi(APIView):
-    """Retract the reviewer's latest verdict; the item comes back, leased to them."""
+    """Retract the reviewer's latest verdict; the item comes back, leased to them, shown in the
+    queue mode the screen is in (`mode` in the body or the query string; default "score")."""
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ReviewUndoInput"
+
+        mode = serializers.ChoiceField(choices=QUEUE_MODES, default="score")
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
@@ -326,12 +337,21 @@ class ReviewUndoApi(APIView):
         item = ReviewItemOutput()
         retracted_decision_id = serializers.IntegerField()
 
-    @extend_schema(request=None, responses={200: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[OpenApiParameter("mode", str, required=False, enum=QUEUE_MODES)],
+        responses={200: OutputSerializer},
+    )
     def post(self, request: Request) -> Response:
+        body = request.data
+        source = body if isinstance(body, dict) and "mode" in body else request.query_params
+        data = self.InputSerializer(data=source)
+        data.is_valid(raise_exception=True)
+        mode = data.validated_data["mode"]
         item, decision = review_decision_undo(reviewer=request.user)
         return Response(
             {
-                "item": _items_response_data([item], request=request, mode="score")[0],
+                "item": _items_response_data([item], request=request, mode=mode)[0],
                 "retracted_decision_id": decision.pk,
             }
         )
@@ -344,9 +364,43 @@ class ReviewReleaseApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class ReviewLeasesReleaseApi(APIView):
+    """Give back the reviewer's leases at once: on these items, or (no or empty `item_ids`)
+    every lease they hold. Other reviewers' leases and items outside the reviewer's datasets
+    are left alone without an error; `released` counts the leases given back."""
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ReviewLeasesReleaseInput"
+
+        item_ids = serializers.ListField(
+            child=serializers.IntegerField(min_value=1), required=False, max_length=MAX_BULK
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ReviewLeasesReleaseOutput"
+
+        released = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        released = review_leases_release(
+            reviewer=request.user, item_ids=data.validated_data.get("item_ids") or None
+        )
+        return Response(self.OutputSerializer({"released": released}).data)
+
+
 class ReviewStatsApi(APIView):
+    """Review counts: items per state (of the dataset, or of every dataset the user reviews),
+    the user's own verdicts, and the size of the queue the query selects (the same parameters
+    as next/: `queue` items served, `queue_remaining` of them still without the user's verdict).
+    """
+
     @extend_schema(
-        parameters=[OpenApiParameter("dataset", int, required=False)],
+        parameters=[QueueQuery],
         responses=inline_serializer(
             "ReviewStats",
             {
@@ -355,16 +409,23 @@ class ReviewStatsApi(APIView):
                 "disputed": serializers.IntegerField(),
                 "withdrawn": serializers.IntegerField(),
                 "decided_by_me": serializers.IntegerField(),
+                "queue": serializers.IntegerField(),
+                "queue_remaining": serializers.IntegerField(),
             },
         ),
     )
     def get(self, request: Request) -> Response:
-        dataset_param = request.query_params.get("dataset", "")
-        dataset_id = None
-        if dataset_param.isdigit():
-            dataset_id = datasets_visible_to(request.user).get(pk=int(dataset_param)).pk
+        query = QueueQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        filters = query.filters(request.user)
         counts = review_queue_counts(
-            dataset_id=dataset_id, dataset_ids=visible_dataset_ids(request.user)
+            dataset_id=filters.dataset.pk if filters.dataset is not None else None,
+            dataset_ids=visible_dataset_ids(request.user),
+        )
+        counts.update(
+            review_queue_size(
+                reviewer=request.user, mode=query.validated_data["mode"], filters=filters
+            )
         )
         counts["decided_by_me"] = (
             Decision.objects.filter(reviewer=request.user, retraction__isnull=True)
@@ -376,7 +437,10 @@ class ReviewStatsApi(APIView):
 
 class ReviewPreferencesApi(APIView):
     class PreferencesSerializer(serializers.ModelSerializer):
-        keymap = serializers.DictField(child=serializers.CharField(max_length=20), required=False)
+        # Not trimmed: " " is the Space key.
+        keymap = serializers.DictField(
+            child=serializers.CharField(max_length=20, trim_whitespace=False), required=False
+        )
 
         class Meta:
             ref_name = "ReviewerPreferences"

@@ -6,10 +6,11 @@
  *   data-batch-url        GET  ?<filters>&limit=24   {"items": [...]}, all leased (grid view)
  *   data-decision-url     POST {verdict, category?, apply_to?}   201 / 409 / 400
  *   data-bulk-url         POST {item_ids, verdict, category?}    {"decided": [...], "conflicts": [...]}
- *   data-undo-url         POST                       {"item": item, "retracted_decision_id"} or 409
+ *   data-undo-url         POST {mode}                {"item": item, "retracted_decision_id"} or 409
  *   data-release-url      POST                       gives a lease back
+ *   data-release-many-url POST {item_ids}            gives these leases back: {"released": n}
  *   data-preferences-url  GET / PUT                  blur, greyscale, break reminder, keymap, view
- *   data-stats-url        GET  ?dataset=             queue counts
+ *   data-stats-url        GET  ?<filters>            counts; queue_remaining follows the filters
  * Filters (dataset, mode, score_min, score_max, folder, category) and the view live in the
  * page URL (?...), so a queue can be bookmarked; changing them never reloads the page.
  *
@@ -95,6 +96,7 @@
     bulk: app.getAttribute("data-bulk-url"),
     undo: app.getAttribute("data-undo-url"),
     release: app.getAttribute("data-release-url"),
+    releaseMany: app.getAttribute("data-release-many-url"),
     preferences: app.getAttribute("data-preferences-url")
   };
 
@@ -105,25 +107,60 @@
   var PRELOAD_AHEAD = 3;
   var FILTER_KEYS = ["dataset", "mode", "state", "score_min", "score_max", "folder", "category"];
 
-  // Rebindable actions, in the order the help and the preferences list them.
+  // Rebindable actions, in the order the help and the preferences list them. Every key of the
+  // screen is one of them (only Esc closing a dialog and Tab are fixed). A key is a
+  // KeyboardEvent.key value (" " is Space), optionally prefixed "Shift+".
+  var NEAR_TEXT = ", and the same verdict on every near-duplicate shown";
   var ACTIONS = [
     ["confirm", "Confirm: inappropriate (no category)"],
     ["reject", "Reject: appropriate"],
+    ["confirm_near", "Confirm" + NEAR_TEXT],
+    ["reject_near", "Reject" + NEAR_TEXT],
     ["skip", "Skip: leave it for another reviewer"],
     ["undo", "Undo your last verdict (the item comes back)"],
     ["reveal", "Reveal or blur the image (grid: the focused tile)"],
     ["next", "Next item (grid: next tile)"],
+    ["next_alt", "Next item (grid: next tile), second key"],
     ["prev", "Previous item (grid: previous tile)"],
+    ["prev_alt", "Previous item (grid: previous tile), second key"],
+    ["grid_down", "Grid: the tile below"],
+    ["grid_up", "Grid: the tile above"],
+    ["grid_select", "Grid: select or unselect the focused tile"],
+    ["grid_select_alt", "Grid: select or unselect the focused tile, second key"],
+    ["grid_open", "Grid: open the focused tile in the single view"],
+    ["grid_clear", "Grid: clear the selection"],
     ["toggle_view", "Switch between single and grid view"],
     ["help", "Show or hide this help"]
   ];
   for (var n = 1; n <= 9; n++) ACTIONS.push(["category_" + n, "Confirm with category " + n]);
+  for (var m = 1; m <= 9; m++) ACTIONS.push(["category_" + m + "_near", "Confirm with category " + m + NEAR_TEXT]);
 
+  // The same defaults as reviewer.models.DEFAULT_KEYMAP, in the same order (on a clash in an
+  // old saved keymap, the action listed first wins).
   var DEFAULT_KEYMAP = {
     confirm: "c", reject: "r", skip: "s", undo: "u", reveal: "v",
     next: "j", prev: "k", toggle_view: "g", help: "?"
   };
   for (var d = 1; d <= 9; d++) DEFAULT_KEYMAP["category_" + d] = String(d);
+  DEFAULT_KEYMAP.confirm_near = "Shift+c";
+  DEFAULT_KEYMAP.reject_near = "Shift+r";
+  for (var e = 1; e <= 9; e++) DEFAULT_KEYMAP["category_" + e + "_near"] = "Shift+" + e;
+  DEFAULT_KEYMAP.next_alt = "ArrowRight";
+  DEFAULT_KEYMAP.prev_alt = "ArrowLeft";
+  DEFAULT_KEYMAP.grid_down = "ArrowDown";
+  DEFAULT_KEYMAP.grid_up = "ArrowUp";
+  DEFAULT_KEYMAP.grid_select = "x";
+  DEFAULT_KEYMAP.grid_select_alt = " ";
+  DEFAULT_KEYMAP.grid_open = "Enter";
+  DEFAULT_KEYMAP.grid_clear = "Escape";
+
+  // Actions that do something in the grid view only (elsewhere their key keeps its default).
+  var GRID_ONLY = {
+    grid_down: true, grid_up: true, grid_select: true, grid_select_alt: true, grid_open: true,
+    grid_clear: true
+  };
+  // Actions a held key may repeat.
+  var REPEAT_SAFE = { next: true, prev: true, next_alt: true, prev_alt: true, grid_down: true, grid_up: true };
 
   var DEFAULT_PREFS = {
     blur_strength: 24, greyscale: true, break_every: 0, keymap: DEFAULT_KEYMAP, default_view: "single"
@@ -246,6 +283,7 @@
 
   function displayKey(key) {
     if (key === undefined || key === null || key === "") return "—";
+    if (key.indexOf("Shift+") === 0 && key.length > 6) return "Shift+" + displayKey(key.slice(6));
     var names = {
       " ": "Space", ArrowRight: "→", ArrowLeft: "←", ArrowUp: "↑", ArrowDown: "↓",
       Escape: "Esc", Enter: "Enter", Backspace: "⌫"
@@ -257,6 +295,22 @@
   function normKey(key) {
     if (key === "Spacebar") return " ";
     return key && key.length === 1 ? key.toLowerCase() : key;
+  }
+
+  // A key as aria-keyshortcuts writes it.
+  function ariaKey(key) {
+    return key.replace(/(^|\+) $/, "$1Space");
+  }
+
+  // The key a key press binds in the preferences: Shift + a letter, a digit or a named key is
+  // "Shift+<key>"; a character Shift produces ("?") stands for itself.
+  function keyOfEvent(event) {
+    var key = normKey(event.key);
+    if (!event.shiftKey) return key;
+    var digit = /^Digit([0-9])$/.exec(event.code || "");
+    if (digit) return "Shift+" + digit[1];
+    if (/^[a-z ]$/.test(key) || key.length > 1) return "Shift+" + key;
+    return key;
   }
 
   function categoryNames(item) {
@@ -349,9 +403,9 @@
     });
     app.querySelectorAll("[data-action]").forEach(function (node) {
       var key = keymap[node.getAttribute("data-action")];
-      if (key) node.setAttribute("aria-keyshortcuts", key === " " ? "Space" : key);
+      if (key) node.setAttribute("aria-keyshortcuts", ariaKey(key));
     });
-    els.helpOpen.setAttribute("aria-keyshortcuts", keymap.help || "?");
+    els.helpOpen.setAttribute("aria-keyshortcuts", ariaKey(keymap.help || "?"));
     renderHelp();
     renderCategories(state.view === "single" ? currentItem() : null);
   }
@@ -401,7 +455,7 @@
       button.setAttribute("data-category", name);
       button.setAttribute("data-action", "category_" + (index + 1));
       var key = state.prefs.keymap["category_" + (index + 1)];
-      if (key) button.setAttribute("aria-keyshortcuts", key);
+      if (key) button.setAttribute("aria-keyshortcuts", ariaKey(key));
       button.appendChild(el("span", null, name));
       var kbd = el("kbd", null, displayKey(key));
       kbd.setAttribute("data-key-for", "category_" + (index + 1));
@@ -680,14 +734,28 @@
 
   // --- loading ---------------------------------------------------------------------------
 
-  function refreshStats() {
-    var params = state.filters.dataset ? "?dataset=" + encodeURIComponent(state.filters.dataset) : "";
-    request("GET", urls.stats + params)
+  // "Left": the items of this queue (these filters and mode) still waiting for a verdict of
+  // this reviewer (an older API without queue_remaining: the dataset's pending items).
+  // Counting a queue of 100,000 items costs the server tens of milliseconds: after verdicts
+  // the count is refreshed at most every STATS_EVERY_MS (trailing), at once when asked.
+  var STATS_EVERY_MS = 5000;
+  var statsAt = 0;
+  var statsTimer = null;
+  function refreshStats(now) {
+    var wait = statsAt + STATS_EVERY_MS - Date.now();
+    if (!now && wait > 0) {
+      if (!statsTimer) {
+        statsTimer = setTimeout(function () { statsTimer = null; refreshStats(true); }, wait);
+      }
+      return;
+    }
+    if (statsTimer) { clearTimeout(statsTimer); statsTimer = null; }
+    statsAt = Date.now();
+    request("GET", urls.stats + query())
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (counts) {
-        if (counts && typeof counts.pending === "number") {
-          els.remaining.textContent = counts.pending.toLocaleString();
-        }
+        var left = counts && (typeof counts.queue_remaining === "number" ? counts.queue_remaining : counts.pending);
+        els.remaining.textContent = typeof left === "number" ? left.toLocaleString() : "–";
       })
       .catch(function () { /* counters are a nicety */ });
   }
@@ -737,7 +805,7 @@
       .then(function () {
         state.busy = false;
         if (currentItem()) setButtons(true);
-        refreshStats();
+        refreshStats(true);
       });
   }
 
@@ -775,25 +843,53 @@
     return fill(message);
   }
 
-  // Give every lease back (best effort); resolves when the server has answered.
-  function releaseAll(keepalive) {
-    return Promise.all(state.queue.map(function (item) {
+  // Give these leases back in one request per 200 (best effort); resolves when the server has
+  // answered. keepalive lets the request outlive the page (sendBeacon cannot send the CSRF
+  // header). Never called with no ids: an empty list would release every lease of the reviewer.
+  function releaseLeases(ids, keepalive) {
+    var requests = [];
+    for (var start = 0; start < ids.length; start += 200) {
       try {
-        return fetch(itemUrl(urls.release, item.id), {
+        requests.push(fetch(urls.releaseMany, {
           method: "POST",
           credentials: "same-origin",
           keepalive: !!keepalive,
-          headers: { "X-CSRFToken": csrfToken() }
-        }).catch(function () { /* best effort */ });
-      } catch (error) {
-        return null;
-      }
-    }));
+          headers: { "X-CSRFToken": csrfToken(), "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify({ item_ids: ids.slice(start, start + 200) })
+        }).catch(function () { /* best effort */ }));
+      } catch (error) { /* best effort */ }
+    }
+    return Promise.all(requests);
+  }
+
+  // Give back every lease this page holds.
+  function releaseAll(keepalive) {
+    return releaseLeases(state.queue.map(function (item) { return item.id; }), keepalive);
+  }
+
+  // Leaving the grid: keep the current item and the single view's lookahead, give back the rest
+  // of the batch so other reviewers get it now rather than when the leases expire.
+  function dropBatch() {
+    var keep = {};
+    state.queue.slice(state.pos, state.pos + 1 + LOOKAHEAD).forEach(function (item) { keep[item.id] = true; });
+    var drop = state.queue.filter(function (item) { return !keep[item.id]; }).map(function (item) { return item.id; });
+    if (!drop.length) return;
+    removeItems(drop);
+    releaseLeases(drop, false);
   }
 
   // --- verdicts -------------------------------------------------------------------------
 
+  // The "Left" counter moves with the reviewer's own verdicts at once; refreshStats brings
+  // in everyone else's within STATS_EVERY_MS.
+  function shiftRemaining(delta) {
+    var text = String(els.remaining.textContent);
+    if (!/[0-9]/.test(text)) return;  // not loaded yet ("–")
+    els.remaining.textContent = Math.max(0, Number(text.replace(/[^0-9]/g, "")) + delta).toLocaleString();
+  }
+
   function countVerdicts(howMany) {
+    shiftRemaining(-howMany);
     state.decided += howMany;
     els.count.textContent = state.decided.toLocaleString();
     state.sinceBreak += howMany;
@@ -814,6 +910,7 @@
     setButtons(false);
     setStatus("Saving…");
     var body = { verdict: verdict };
+    var alsoDone = [];
     if (category) body.category = category;
     if (verdict !== "skip") {
       var applyTo = checkedNearDuplicates(applyAll);
@@ -826,6 +923,10 @@
             if (verdict !== "skip") countVerdicts(1);
             var message = VERDICT_DONE[verdict] + (category ? " as " + category : "") + ".";
             var propagated = (result && result.propagated_image_ids) || [];
+            // Copies that landed on items leased here need no verdict any more.
+            state.queue.forEach(function (other) {
+              if (propagated.indexOf(other.image_id) !== -1) alsoDone.push(other.id);
+            });
             if (propagated.length) {
               message += " Also applied to " + propagated.length + " other image" + (propagated.length === 1 ? "" : "s") + ".";
             }
@@ -841,8 +942,9 @@
         return failure(response);
       })
       .then(function (message) {
-        state.gone[item.id] = true;
-        removeItems([item.id]);
+        var done = [item.id].concat(alsoDone);
+        done.forEach(function (id) { state.gone[id] = true; });
+        removeItems(done);
         return advance(message);
       })
       .catch(function (error) {
@@ -913,16 +1015,18 @@
       });
   }
 
-  function verdictAction(verdict, category, shift) {
+  // applyNear: single view, the verdict goes to every near-duplicate shown too (the grid
+  // decides the selection, or the focused tile, either way).
+  function verdictAction(verdict, category, applyNear) {
     if (state.view === "grid") bulkDecide(verdict, category);
-    else decide(verdict, category, shift);
+    else decide(verdict, category, applyNear);
   }
 
   function undo() {
     if (state.busy) return;
     state.busy = true;
     setStatus("Undoing…");
-    request("POST", urls.undo)
+    request("POST", urls.undo, { mode: state.filters.mode || "score" })
       .then(function (response) { return response.ok ? response.json() : failure(response); })
       .then(function (result) {
         var item = result && result.item;
@@ -943,7 +1047,8 @@
         if (currentItem()) setButtons(true);
         setStatus("Undone: your verdict" + (item ? " on " + item.relative_path : "") +
           " was retracted; the image is back, blurred.");
-        refreshStats();
+        shiftRemaining(1);
+        refreshStats(true);
       })
       .catch(function (error) {
         state.busy = false;
@@ -1011,6 +1116,7 @@
     } else {
       state.pos = Math.min(state.focus, Math.max(0, state.queue.length - 1));
       if (document.activeElement === els.grid) els.grid.blur();
+      if (changed && !state.busy) dropBatch();
     }
     renderCategories(view === "single" ? currentItem() : null);
     writeUrl();
@@ -1116,20 +1222,15 @@
     ACTIONS.forEach(function (entry) {
       var action = entry[0];
       var text = entry[1];
-      var match = /^category_(\d)$/.exec(action);
+      var match = /^category_(\d)(_near)?$/.exec(action);
       if (match) {
         var name = names[Number(match[1]) - 1];
         if (!name && names.length) return;
-        text = "Confirm with category " + (name ? "“" + name + "”" : match[1]);
+        text = "Confirm with category " + (name ? "“" + name + "”" : match[1]) + (match[2] ? NEAR_TEXT : "");
       }
       row([displayKey(keymap[action])], text, action);
     });
-    row(["Shift", "+", displayKey(keymap.confirm) + " / " + displayKey(keymap.reject)],
-      "Single view: the verdict also applies to all near-duplicates shown");
-    row(["←", "→", "↑", "↓"], "Grid: move between tiles (single: previous / next)");
-    row(["X", "Space"], "Grid: select or unselect the focused tile");
-    row(["Enter"], "Grid: open the focused tile in the single view");
-    row(["Esc"], "Close a dialog; grid: clear the selection");
+    row(["Esc"], "Close a dialog");
   }
 
   els.helpOpen.addEventListener("click", function () { renderHelp(); openDialog("help", els.help, els.helpClose); });
@@ -1176,7 +1277,7 @@
     event.preventDefault();
     event.stopPropagation();
     if (event.key === "Backspace" || event.key === "Delete") { input.value = ""; return; }
-    input.value = normKey(event.key);
+    input.value = keyOfEvent(event);
   });
   els.prefKeys.addEventListener("input", function (event) {
     var input = event.target;
@@ -1251,47 +1352,56 @@
 
   // --- keyboard -------------------------------------------------------------------------
 
-  // The action bound to this key press: {action, shift}; Shift + a verdict key applies the
-  // verdict to the near-duplicates too (Shift + digit keys arrive as "!", "@", ...: use the code).
+  // The action bound to this key press, or null. A "Shift+<key>" binding wins while Shift is
+  // held (Shift + digit keys arrive as "!", "@", ...: the code names the digit); a plain binding
+  // matches the key as typed, then in either case (Caps Lock).
   function actionFor(event) {
     var keymap = state.prefs.keymap;
     var key = normKey(event.key);
     var actions = Object.keys(keymap);
     var i;
-    for (i = 0; i < actions.length; i++) {
-      if (keymap[actions[i]] === event.key) return { action: actions[i], shift: false };
-    }
-    for (i = 0; i < actions.length; i++) {
-      if (normKey(keymap[actions[i]]) === key) {
-        return { action: actions[i], shift: event.shiftKey && key !== event.key };
-      }
-    }
-    var digit = /^Digit([1-9])$/.exec(event.code || "");
-    if (event.shiftKey && digit) {
+    if (event.shiftKey) {
+      var digit = /^Digit([0-9])$/.exec(event.code || "");
       for (i = 0; i < actions.length; i++) {
-        if (keymap[actions[i]] === digit[1]) return { action: actions[i], shift: true };
+        var binding = keymap[actions[i]] || "";
+        if (binding.indexOf("Shift+") !== 0 || binding.length < 7) continue;
+        var base = normKey(binding.slice(6));
+        if (base === key || (digit && base === digit[1])) return actions[i];
       }
+    }
+    for (i = 0; i < actions.length; i++) {
+      if (keymap[actions[i]] === event.key) return actions[i];
+    }
+    for (i = 0; i < actions.length; i++) {
+      if (normKey(keymap[actions[i]]) === key) return actions[i];
     }
     return null;
   }
 
-  function runAction(action, shift) {
-    var match = /^category_(\d)$/.exec(action);
+  function runAction(action) {
+    var match = /^category_(\d)(_near)?$/.exec(action);
     if (match) {
       var name = categoryNames(currentItem())[Number(match[1]) - 1];
       if (!name) { setStatus("There is no category " + match[1] + " in this dataset's taxonomy.", "error"); return; }
-      verdictAction("inappropriate", name, shift);
+      verdictAction("inappropriate", name, !!match[2]);
       return;
     }
     var grid = state.view === "grid";
     switch (action) {
-      case "confirm": verdictAction("inappropriate", null, shift); break;
-      case "reject": verdictAction("appropriate", null, shift); break;
+      case "confirm": verdictAction("inappropriate", null, false); break;
+      case "reject": verdictAction("appropriate", null, false); break;
+      case "confirm_near": verdictAction("inappropriate", null, true); break;
+      case "reject_near": verdictAction("appropriate", null, true); break;
       case "skip": verdictAction("skip", null, false); break;
       case "undo": undo(); break;
       case "reveal": if (grid) toggleTileReveal(state.focus); else toggleReveal(); break;
-      case "next": if (grid) moveFocus(1); else stepSingle(1); break;
-      case "prev": if (grid) moveFocus(-1); else stepSingle(-1); break;
+      case "next": case "next_alt": if (grid) moveFocus(1); else stepSingle(1); break;
+      case "prev": case "prev_alt": if (grid) moveFocus(-1); else stepSingle(-1); break;
+      case "grid_down": moveFocus(gridColumns()); break;
+      case "grid_up": moveFocus(-gridColumns()); break;
+      case "grid_select": case "grid_select_alt": toggleSelect(state.focus); break;
+      case "grid_open": openInSingle(state.focus); break;
+      case "grid_clear": state.selected = {}; renderGrid(); break;
       case "toggle_view": setView(grid ? "single" : "grid"); break;
       case "help": renderHelp(); openDialog("help", els.help, els.helpClose); break;
       default: break;
@@ -1310,48 +1420,23 @@
     setStatus("Image " + (pos + 1) + " of " + state.queue.length + " leased, score " + formatScore(state.queue[pos].score) + ".");
   }
 
-  var REPEAT_SAFE = { next: true, prev: true };
-
   document.addEventListener("keydown", function (event) {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
     var target = event.target;
     if (state.dialog) {
       if (event.key === "Escape") { event.preventDefault(); closeDialog(); return; }
       if (event.key === "Tab") { trapTab(event); return; }
-      if (state.dialog === "help") {
-        var found = actionFor(event);
-        if (found && found.action === "help") { event.preventDefault(); closeDialog(); }
-      }
+      if (state.dialog === "help" && actionFor(event) === "help") { event.preventDefault(); closeDialog(); }
       return; // keys do nothing behind an open dialog
     }
     if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
-    var onButton = target && target.tagName === "BUTTON";
-    var grid = state.view === "grid";
-
-    var hit = actionFor(event);
-    if (hit) {
-      event.preventDefault();
-      if (event.repeat && !REPEAT_SAFE[hit.action]) return; // holding a key must not sweep the queue
-      runAction(hit.action, hit.shift);
-      return;
-    }
-    var key = event.key;
-    if (key === "ArrowRight" || key === "ArrowLeft") {
-      event.preventDefault();
-      if (grid) moveFocus(key === "ArrowRight" ? 1 : -1); else stepSingle(key === "ArrowRight" ? 1 : -1);
-    } else if ((key === "ArrowDown" || key === "ArrowUp") && grid) {
-      event.preventDefault();
-      moveFocus((key === "ArrowDown" ? 1 : -1) * gridColumns());
-    } else if (grid && (normKey(key) === "x" || (key === " " && !onButton))) {
-      event.preventDefault();
-      if (!event.repeat) toggleSelect(state.focus);
-    } else if (grid && key === "Enter" && !onButton) {
-      event.preventDefault();
-      openInSingle(state.focus);
-    } else if (grid && key === "Escape") {
-      state.selected = {};
-      renderGrid();
-    }
+    // Space and Enter on a focused button press the button.
+    if (target && target.tagName === "BUTTON" && (event.key === " " || event.key === "Enter")) return;
+    var action = actionFor(event);
+    if (!action || (GRID_ONLY[action] && state.view !== "grid")) return;
+    event.preventDefault();
+    if (event.repeat && !REPEAT_SAFE[action]) return; // holding a key must not sweep the queue
+    runAction(action);
   });
 
   // Give the leases back when leaving, so the items are not stuck until the leases expire.

@@ -141,6 +141,7 @@ MATRIX: tuple[Case, ...] = (
         data={"verdict": "inappropriate"},
     ),  # fmt: skip
     api("api-review-release", "post", (401, 404, 204, 204), args=("item",)),
+    api("api-review-leases-release", "post", ANY_USER_API),
 )
 
 # The Django admin site (every URL under django-admin/) requires a staff login; a sample of
