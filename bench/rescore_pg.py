@@ -20,7 +20,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench.review_latency import _db_url, drop_database, recreate_database, setup_django
+from bench.review_latency import database_url_for, drop_database, recreate_database, setup_django
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     recreate_database(admin_url, args.db)
     try:
         with tempfile.TemporaryDirectory(prefix="q16-rescore-pg-") as data_dir:
-            setup_django(_db_url(admin_url, args.db), Path(data_dir))
+            setup_django(database_url_for(admin_url, args.db), Path(data_dir))
             from bench.run import bench_rescore_service
 
             result = bench_rescore_service(args.n, 512, threshold=args.threshold)

@@ -46,7 +46,7 @@ TARGET_P95_MS = 50.0
 log = logging.getLogger("bench.review_latency")
 
 
-def _db_url(admin_url: str, name: str) -> str:
+def database_url_for(admin_url: str, name: str) -> str:
     parts = urlsplit(admin_url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     admin_url = os.environ.get("BENCH_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-    database_url = _db_url(admin_url, args.db)
+    database_url = database_url_for(admin_url, args.db)
     work = Path(tempfile.mkdtemp(prefix="q16-review-bench-"))
     if not args.reuse:
         recreate_database(admin_url, args.db)

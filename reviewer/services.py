@@ -224,6 +224,33 @@ def _queue(
     return items, order
 
 
+def _pg_lease_statement(
+    *,
+    candidates: QuerySet[ReviewItem],
+    reviewer: AbstractBaseUser,
+    count: int,
+    now,
+    expires,
+    only_if: str = "TRUE",
+) -> tuple[str, list]:
+    """PostgreSQL: the UPDATE that claims up to count queue heads (RETURNING their ids).
+
+    The heads are locked FOR UPDATE SKIP LOCKED, so concurrent reviewers skip each other's
+    rows instead of waiting, and the lease must still be free when the row is updated.
+    `only_if` is an extra SQL condition (no parameters) that must hold for anything to be
+    claimed.
+    """
+    heads = candidates.values("id")[:count]
+    heads_sql, heads_params = heads.query.get_compiler(using=heads.db).as_sql()
+    table = ReviewItem._meta.db_table
+    return (
+        f'UPDATE "{table}" SET "leased_by_id" = %s, "lease_expires_at" = %s '
+        f'WHERE {only_if} AND "id" IN ({heads_sql} FOR UPDATE OF "{table}" SKIP LOCKED) '
+        f'AND ("leased_by_id" IS NULL OR "lease_expires_at" < %s) RETURNING "id"',
+        [reviewer.pk, expires, *heads_params, now],
+    )
+
+
 def _lease(
     *, candidates: QuerySet[ReviewItem], reviewer: AbstractBaseUser, count: int, now, expires
 ) -> list[int]:
@@ -235,16 +262,11 @@ def _lease(
     """
     if connection.vendor == "postgresql":
         # One statement, atomic on its own: no transaction round trips.
-        heads = candidates.values("id")[:count]
-        sub_sql, sub_params = heads.query.get_compiler(using=heads.db).as_sql()
-        table = ReviewItem._meta.db_table
+        sql, params = _pg_lease_statement(
+            candidates=candidates, reviewer=reviewer, count=count, now=now, expires=expires
+        )
         with connection.cursor() as cursor:
-            cursor.execute(
-                f'UPDATE "{table}" SET "leased_by_id" = %s, "lease_expires_at" = %s '
-                f'WHERE "id" IN ({sub_sql} FOR UPDATE OF "{table}" SKIP LOCKED) '
-                f'AND ("leased_by_id" IS NULL OR "lease_expires_at" < %s) RETURNING "id"',
-                [reviewer.pk, expires, *sub_params, now],
-            )
+            cursor.execute(sql, params)
             return [row[0] for row in cursor.fetchall()]
     with transaction.atomic():
         ids = list(candidates.values_list("id", flat=True)[:count])
@@ -272,19 +294,16 @@ def _held_or_lease_one(
     """PostgreSQL, one item: (held, all) ids: the item the reviewer holds, or else the queue
     head leased to them (see _lease), in one statement: this is the next-item hot path."""
     held = held_items.values("id")[:1]
-    heads = candidates.values("id")[:1]
     held_sql, held_params = held.query.get_compiler(using=held.db).as_sql()
-    heads_sql, heads_params = heads.query.get_compiler(using=heads.db).as_sql()
-    table = ReviewItem._meta.db_table
+    lease_sql, lease_params = _pg_lease_statement(
+        candidates=candidates, reviewer=reviewer, count=1, now=now, expires=expires,
+        only_if="NOT EXISTS (SELECT 1 FROM held)",
+    )  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH held AS ({held_sql}), "
-            f'leased AS (UPDATE "{table}" SET "leased_by_id" = %s, "lease_expires_at" = %s '
-            f'WHERE NOT EXISTS (SELECT 1 FROM held) AND "id" IN ({heads_sql} FOR UPDATE OF '
-            f'"{table}" SKIP LOCKED) AND ("leased_by_id" IS NULL OR "lease_expires_at" < %s) '
-            'RETURNING "id") '
+            f"WITH held AS ({held_sql}), leased AS ({lease_sql}) "
             'SELECT "id", TRUE FROM held UNION ALL SELECT "id", FALSE FROM leased',
-            [*held_params, reviewer.pk, expires, *heads_params, now],
+            [*held_params, *lease_params],
         )
         rows = cursor.fetchall()
     return [item_id for item_id, was_held in rows if was_held], [item_id for item_id, _ in rows]
