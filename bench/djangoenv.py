@@ -19,7 +19,8 @@ def setup(work_dir: Path, *, fresh: bool) -> None:
     os.environ["DATABASE_URL"] = f"sqlite:///{db}"
     os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production")
     os.environ["Q16_DATA_DIR"] = str(work_dir / "data")
-    os.environ["Q16_IMPORT_ROOTS"] = ""
+    # The benchmark images live under work_dir/images (bench/run.py); the data dir is refused.
+    os.environ["Q16_IMPORT_ROOTS"] = str(work_dir / "images")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 

@@ -78,6 +78,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Body size limits per endpoint (config/body_limits.py): after authentication (admins get
+    # the upload limits), before anything reads the body (CSRF's process_view, the views).
+    "config.body_limits.RequestBodyLimitMiddleware",
+    # URL path ids outside the bigint range answer 404 before a view queries them.
+    "config.path_ids.PathIdMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -162,6 +167,9 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media")).resolve()
 MEDIA_URL = "/nonpublic-media/"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
+# The largest request body anywhere but the upload endpoints (config/body_limits.py lists
+# them; the archive upload is bounded by Q16_MAX_ARCHIVE_BYTES below).
+Q16_MAX_BODY_BYTES = env_int("Q16_MAX_BODY_BYTES", 2**20)
 
 # --- Security (production values when DEBUG is off) -------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -183,16 +191,25 @@ CSRF_COOKIE_SAMESITE = "Lax"
 # Login throttling and lockout (django-axes), for the login page, the Django admin login and
 # the API token endpoint: after AXES_FAILURE_LIMIT failed attempts for one username from one
 # IP address, that pair is refused (HTTP 429) for AXES_COOLOFF_MINUTES, even with the right
-# password. A successful login resets the count.
+# password; after Q16_USERNAME_FAILURE_LIMIT failures for one username from all addresses
+# together (password spraying from many addresses), that username is refused from everywhere
+# (other usernames are not). A successful login resets the counts (config/lockout.py).
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+Q16_USERNAME_FAILURE_LIMIT = env_int("Q16_USERNAME_FAILURE_LIMIT", 20)
+if Q16_USERNAME_FAILURE_LIMIT < AXES_FAILURE_LIMIT:
+    raise ImproperlyConfigured("Q16_USERNAME_FAILURE_LIMIT must be at least AXES_FAILURE_LIMIT.")
 AXES_COOLOFF_TIME = env_float("AXES_COOLOFF_MINUTES", 15) / 60  # hours
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
+AXES_HANDLER = "config.lockout.LockoutHandler"
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
-# The client address is REMOTE_ADDR; behind a trusted reverse proxy (AXES_BEHIND_PROXY=true),
-# the address that proxy appended to X-Forwarded-For (config/client_ip.py).
+# The client address is REMOTE_ADDR; behind trusted reverse proxies (AXES_BEHIND_PROXY=true,
+# as in docker-compose.yml), the address the outermost of Q16_PROXY_COUNT proxies appended to
+# X-Forwarded-For (config/client_ip.py). Turn it on only when the app is reachable through
+# the proxies alone: otherwise a client can choose its address (the per-username limit holds).
 AXES_BEHIND_PROXY = env_bool("AXES_BEHIND_PROXY", False)
+Q16_PROXY_COUNT = env_int("Q16_PROXY_COUNT", 1)
 AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
 
 # Content-Security-Policy (django-csp): no inline script or style anywhere in the UI; the
@@ -216,8 +233,9 @@ CONTENT_SECURITY_POLICY = {
 # --- REST API ------------------------------------------------------------------------
 REST_FRAMEWORK = {
     # Token first, so that an unauthenticated request gets 401 with a WWW-Authenticate header.
+    # Tokens expire (Q16_TOKEN_TTL_HOURS) and die with a password change or deactivation.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "curation.api.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -226,6 +244,10 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "curation.api.exceptions.domain_exception_handler",
 }
+# How long an API token (POST /api/auth/token/) works; a new one comes from the same endpoint.
+Q16_TOKEN_TTL_HOURS = env_float("Q16_TOKEN_TTL_HOURS", 720)  # 30 days
+if Q16_TOKEN_TTL_HOURS <= 0:
+    raise ImproperlyConfigured("Q16_TOKEN_TTL_HOURS must be positive: API tokens always expire.")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Q16 Curator API",
     "DESCRIPTION": "Import datasets, score them with CLIP + Q16 prompts, review, retrain, export.",
@@ -281,6 +303,17 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # Workers recycle after this many tasks to bound memory growth from fragmentation.
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("Q16_WORKER_MAX_TASKS_PER_CHILD", 1000)
+# Work with no sign of life for this long, and no task in the broker or on a worker, is
+# re-queued (curation/services/recovery.py): e.g. after Redis lost its queue in a crash.
+Q16_STALL_SECONDS = env_int("Q16_STALL_SECONDS", 600)
+# Periodic tasks for `celery beat` (or `celery worker -B`): the lost-work recovery, which
+# also runs once whenever a worker starts.
+CELERY_BEAT_SCHEDULE = {
+    "recover-stalled-work": {
+        "task": "worker.tasks.recover_stalled_work",
+        "schedule": env_int("Q16_RECOVERY_INTERVAL", 300),
+    },
+}
 
 # --- Q16 engine ------------------------------------------------------------------------
 Q16_CLIP_MODEL = os.environ.get("Q16_CLIP_MODEL", "ViT-B-16")
@@ -297,8 +330,10 @@ Q16_CHUNK_SIZE = env_int("Q16_CHUNK_SIZE", 2048)
 Q16_RESCORE_CHUNK_SIZE = env_int("Q16_RESCORE_CHUNK_SIZE", 20000)
 Q16_DEFAULT_THRESHOLD = env_float("Q16_DEFAULT_THRESHOLD", 0.5)
 Q16_LEASE_SECONDS = env_int("Q16_LEASE_SECONDS", 300)
-# Folders an admin may import from on the server; empty means anywhere readable.
-Q16_IMPORT_ROOTS = env_list("Q16_IMPORT_ROOTS", "")
+# Folders an admin may import from on the server (comma-separated); unset or empty: only
+# <Q16_DATA_DIR>/imports. The data directory (database, media, secret key) except that folder,
+# /proc, /sys and /dev are refused whatever this says (curation/services/datasets.py).
+Q16_IMPORT_ROOTS = env_list("Q16_IMPORT_ROOTS", "") or [str(DATA_DIR / "imports")]
 Q16_MAX_IMAGE_BYTES = env_int("Q16_MAX_IMAGE_BYTES", 50 * 2**20)
 Q16_MAX_IMAGE_PIXELS = env_int("Q16_MAX_IMAGE_PIXELS", 100_000_000)
 Q16_MAX_ARCHIVE_BYTES = env_int("Q16_MAX_ARCHIVE_BYTES", 20 * 2**30)

@@ -8,8 +8,14 @@
 It prepares the environment the Django settings read (data directory, a generated
 SECRET_KEY, REDIS_URL) before anything imports Django, so this module must not import
 Django itself. `run` supervises its children: Ctrl-C or SIGTERM stops them all (web
-and worker first, Redis last) and exits 0; a child that dies on its own stops the rest
-and exits 1.
+and worker first, Redis last) and exits 0. A child that dies on its own (the worker, the
+web server or the embedded Redis) is restarted after an exponential back-off; one that
+crashes Q16_RESTART_MAX_CRASHES times within Q16_RESTART_WINDOW_S seconds makes the stack
+give up: it logs what crashed how often, stops the rest and exits 1.
+
+The embedded Redis keeps an append-only file in the data directory, so the queue survives
+a restart of Redis or of the whole stack. The data directory is private (0700, files
+0600: the stack runs with umask 077).
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -51,6 +58,16 @@ def log(message: str) -> None:
 
 
 # --- Environment -----------------------------------------------------------------------
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise StackError(f"{name} must be a number, not {raw!r}") from None
 
 
 def data_dir() -> Path:
@@ -82,9 +99,38 @@ def secret_key(data: Path) -> str:
     return key
 
 
+def restrict_permissions(data: Path) -> None:
+    """Make the data directory private: umask 077 for what this process and its children
+    create, 0700 on the directory, 0600 on the files already in it (db, logs, ...).
+
+    Changes the umask of the calling process: call it from the stack's own process only.
+    """
+    os.umask(0o077)
+    try:
+        data.chmod(0o700)
+    except OSError as exc:
+        log(f"cannot make the data directory {data} private (chmod 700): {exc.strerror}")
+    for entry in data.iterdir():
+        with contextlib.suppress(OSError):
+            if entry.is_symlink():
+                continue
+            if entry.is_file():
+                entry.chmod(0o600)
+
+
+def imports_folder(data: Path) -> Path:
+    """<data>/imports, the default Q16_IMPORT_ROOTS: server folders to import from."""
+    folder = data / "imports"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    with contextlib.suppress(OSError):
+        folder.chmod(0o700)
+    return folder
+
+
 def prepare_environment() -> Path:
     """Set what the settings read; children inherit os.environ. Returns the data dir."""
     data = data_dir()
+    restrict_permissions(data)
     os.environ["Q16_DATA_DIR"] = str(data)
     os.environ["SECRET_KEY"] = secret_key(data)
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
@@ -94,6 +140,7 @@ def prepare_environment() -> Path:
         (data / "media").mkdir(exist_ok=True)
     # STATIC_ROOT: whitenoise warns when it is missing, even though it serves from the apps.
     (data / "staticfiles").mkdir(exist_ok=True)
+    imports_folder(data)
     return data
 
 
@@ -209,14 +256,58 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
     return preexec
 
 
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How the supervisor restarts a crashed child: after `backoff` seconds, doubling up
+    to `backoff_max` with each recent crash; `max_crashes` crashes within `window`
+    seconds make it give up."""
+
+    backoff: float = 1.0
+    backoff_max: float = 60.0
+    max_crashes: int = 5
+    window: float = 300.0
+
+    def delay(self, crashes: int) -> float:
+        return min(self.backoff * 2 ** max(crashes - 1, 0), self.backoff_max)
+
+
+def restart_policy() -> RestartPolicy:
+    """The policy from Q16_RESTART_BACKOFF_S, Q16_RESTART_BACKOFF_MAX_S,
+    Q16_RESTART_MAX_CRASHES and Q16_RESTART_WINDOW_S."""
+    default = RestartPolicy()
+    max_crashes = env_float("Q16_RESTART_MAX_CRASHES", default.max_crashes)
+    if max_crashes < 1:
+        raise StackError("Q16_RESTART_MAX_CRASHES must be at least 1")
+    return RestartPolicy(
+        backoff=env_float("Q16_RESTART_BACKOFF_S", default.backoff),
+        backoff_max=env_float("Q16_RESTART_BACKOFF_MAX_S", default.backoff_max),
+        max_crashes=int(max_crashes),
+        window=env_float("Q16_RESTART_WINDOW_S", default.window),
+    )
+
+
 @dataclass
 class Child:
     name: str
     argv: list[str]
     proc: subprocess.Popen[bytes] | None = None
     stdout: int | IO[bytes] | None = None
+    # Supervision: restarted when it dies on its own; `before_start` runs before each start.
+    restart: bool = False
+    before_start: Callable[[], None] | None = None
+    crashes: deque[float] = field(default_factory=deque)
+    restart_at: float | None = None
+
+    def recent_crashes(self, now: float, window: float) -> int:
+        """Record a crash at `now`; the number of crashes within the last `window` s."""
+        self.crashes.append(now)
+        while self.crashes and self.crashes[0] < now - window:
+            self.crashes.popleft()
+        return len(self.crashes)
 
     def start(self) -> None:
+        if self.before_start is not None:
+            self.before_start()
         try:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -265,11 +356,12 @@ def describe_exit(code: int) -> str:
 class Stack:
     """Starts the children in order and stops them in reverse, Redis last."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: RestartPolicy | None = None) -> None:
         self.children: list[Child] = []
         self.redis: Child | None = None
         self.signals = 0
         self.lock_file: IO[str] | None = None
+        self.policy = policy or RestartPolicy()
 
     # Signals only set a flag; the main loop reacts to it.
     def install_signal_handlers(self) -> None:
@@ -298,6 +390,7 @@ class Stack:
     def start(self, child: Child) -> Child:
         child.start()
         self.children.append(child)
+        log(f"started the {child.name} (pid {child.pid})")
         return child
 
     def run_step(self, name: str, argv: list[str], capture: bool = False) -> str:
@@ -345,17 +438,48 @@ class Stack:
         return False
 
     def supervise(self) -> int:
-        """Block until a signal (return 0) or until a child dies (return 1)."""
+        """Block until a signal (return 0) or until the stack gives up (return 1).
+
+        A restartable child that dies is restarted after the policy's back-off; one that
+        is not, or one that crashed too often within the window, ends the supervision.
+        """
+        policy = self.policy
         while not self.stopping:
+            now = time.monotonic()
             for child in self.children:
+                if child.restart_at is not None:
+                    if now >= child.restart_at:
+                        child.restart_at = None
+                        child.start()
+                        log(f"restarted the {child.name} (pid {child.pid})")
+                    continue
                 code = child.poll()
-                if code is not None:
+                if code is None:
+                    continue
+                # What it left in its process group (pool children, embedded beat,
+                # gunicorn workers holding the port) goes with it.
+                child.kill_group()
+                how = describe_exit(code)
+                if not child.restart:
+                    log(f"the {child.name} (pid {child.pid}) {how} unexpectedly; stopping the rest")
+                    return 1
+                crashes = child.recent_crashes(now, policy.window)
+                if crashes >= policy.max_crashes:
                     log(
-                        f"the {child.name} (pid {child.pid}) {describe_exit(code)} "
-                        "unexpectedly; stopping the rest"
+                        f"giving up: the {child.name} crashed {crashes} times within "
+                        f"{policy.window:g} s (last: pid {child.pid} {how}); stopping everything"
                     )
                     return 1
-            time.sleep(0.3)
+                delay = policy.delay(crashes)
+                log(
+                    f"the {child.name} (pid {child.pid}) {how} unexpectedly "
+                    f"(crash {crashes} of {policy.max_crashes} allowed within "
+                    f"{policy.window:g} s); restarting it in {delay:g} s"
+                )
+                child.restart_at = now + delay
+            pending = [c.restart_at for c in self.children if c.restart_at is not None]
+            nap = min([0.3, *(at - time.monotonic() for at in pending)])
+            time.sleep(max(nap, 0.01))
         return 0
 
     def _stop_one(self, child: Child) -> None:
@@ -397,8 +521,13 @@ def start_redis(stack: Stack, data: Path) -> str:
     sock = socket_path(data)
     if ping_unix(str(sock)):
         raise StackError(f"a Redis is already listening on {sock}; stop it first")
-    with contextlib.suppress(FileNotFoundError):
-        sock.unlink()
+
+    def remove_stale_socket() -> None:
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+
+    # Append-only file in <data>/appendonlydir (Redis 7; <data>/appendonly.aof before):
+    # queued tasks survive a restart of Redis or of the stack. fsync once a second.
     argv = [
         binary,
         "--port",
@@ -410,7 +539,9 @@ def start_redis(stack: Stack, data: Path) -> str:
         "--save",
         "",
         "--appendonly",
-        "no",
+        "yes",
+        "--appendfsync",
+        "everysec",
         "--dir",
         str(data),
         "--daemonize",
@@ -420,7 +551,8 @@ def start_redis(stack: Stack, data: Path) -> str:
         "--logfile",
         str(data / "redis.log"),
     ]
-    stack.redis = stack.start(Child("embedded Redis", argv))
+    redis_child = Child("embedded Redis", argv, restart=True, before_start=remove_stale_socket)
+    stack.redis = stack.start(redis_child)
     try:
         up = stack.wait_until(lambda: ping_unix(str(sock)), REDIS_START_TIMEOUT, [stack.redis])
     except StackError as exc:
@@ -487,8 +619,11 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
-def worker_argv(hostname: str = "q16@%h") -> list[str]:
+def worker_argv(hostname: str = "q16@%h", beat_schedule: Path | None = None) -> list[str]:
+    """The Celery worker; with `beat_schedule`, it also runs beat embedded (-B), which
+    must happen in exactly one worker: the `make run` stack's, never `make worker`."""
     # prefork with one child: the model loads in the child, after the fork.
+    beat = ["--beat", "--schedule", str(beat_schedule)] if beat_schedule else []
     return [
         sys.executable,
         "-m",
@@ -506,6 +641,7 @@ def worker_argv(hostname: str = "q16@%h") -> list[str]:
         hostname,
         "--without-mingle",
         "--without-gossip",
+        *beat,
     ]
 
 
@@ -549,11 +685,22 @@ def hint_allowed_hosts(host: str) -> None:
 # --- Commands ---------------------------------------------------------------------------
 
 
+def imports_line(data: Path) -> str:
+    configured = os.environ.get("Q16_IMPORT_ROOTS")
+    if configured:
+        return f"Imports folders (Q16_IMPORT_ROOTS): {configured}"
+    return (
+        f"Imports folder: {data / 'imports'} (put dataset folders here; "
+        "set Q16_IMPORT_ROOTS to allow others)"
+    )
+
+
 def cmd_run() -> int:
     stack = Stack()
     stack.install_signal_handlers()
     code = 1
     try:
+        stack.policy = restart_policy()
         data = prepare_environment()
         stack.lock(data)
         host, port = host_port()
@@ -570,8 +717,11 @@ def cmd_run() -> int:
             "admin account check", [*manage, "ensure_admin"], capture=True
         ).strip()
 
-        worker = stack.start(Child("Celery worker", worker_argv()))
-        web = stack.start(Child("web server (gunicorn)", web_argv(host, port)))
+        # The stack's single worker also runs beat (periodic tasks such as the recovery
+        # of stalled work); workers started with `make worker` never do.
+        worker_cmd = worker_argv(beat_schedule=data / "celerybeat-schedule")
+        worker = stack.start(Child("Celery worker", worker_cmd, restart=True))
+        web = stack.start(Child("web server (gunicorn)", web_argv(host, port), restart=True))
         if not stack.wait_until(lambda: port_open(host, port), WEB_START_TIMEOUT, [worker, web]):
             log(f"the web server is not answering on {bind_address(host, port)} yet; still waiting")
 
@@ -581,6 +731,7 @@ def cmd_run() -> int:
             f"Q16 Curator is running at {url_for(host, port)}",
             *(admin_line.splitlines() or ["(no admin account line)"]),
             f"Data: {data}",
+            imports_line(data),
             "Press Ctrl-C to stop.",
             rule,
         ]
@@ -612,7 +763,7 @@ def cmd_exec(argv: list[str], what: str) -> int:
 
 
 def use_running_redis(data: Path) -> None:
-    """Standalone worker/web: REDIS_URL, else a running `make run`'s embedded Redis."""
+    """Standalone worker/web/manage: REDIS_URL, else a running `make run`'s embedded Redis."""
     if os.environ.get("REDIS_URL"):
         return
     url = embedded_redis_url(data)
@@ -620,7 +771,10 @@ def use_running_redis(data: Path) -> None:
         os.environ["REDIS_URL"] = url
         log(f"using the embedded Redis of the running stack: {url}")
     else:
-        log("REDIS_URL is not set: using the settings' default redis://127.0.0.1:6379/0")
+        log(
+            f"REDIS_URL is not set and no `make run` is running on {data}: "
+            "using the settings' default redis://127.0.0.1:6379/0"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -642,9 +796,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run()
         data = prepare_environment()
         os.chdir(REPO)
+        # The same broker as `make run` (its embedded Redis) for all three: queued work
+        # from `manage ... --queue` reaches the stack's worker.
+        use_running_redis(data)
         if options.command == "manage":
             return cmd_exec([sys.executable, str(REPO / "manage.py"), *options.args], "manage.py")
-        use_running_redis(data)
         if options.command == "worker":
             return cmd_exec(worker_argv(f"q16-{os.getpid()}@%h"), "Celery worker")
         host, port = host_port()

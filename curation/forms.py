@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
+from curation.api.ids import parse_id
 from curation.models import Dataset, Export, PromptVersion
 from curation.selectors import prompt_version_list
 from curation.services.prompts import PAPER_APPROPRIATE, PAPER_INAPPROPRIATE
@@ -13,7 +14,37 @@ MAX_PROMPT_FILE_BYTES = 16 * 2**20
 MAX_PROMPT_TEXTS = 50
 
 
-class PromptVersionChoiceField(forms.ModelChoiceField):
+class IdChoiceField(forms.ModelChoiceField):
+    """A row chosen by id: a value that cannot be an id (out of the bigint range, digits that
+    are not ASCII) is an invalid choice before any query."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if parse_id(value) is None:
+            raise forms.ValidationError(
+                self.error_messages["invalid_choice"], code="invalid_choice"
+            )
+        return super().to_python(parse_id(value))
+
+
+class IdMultipleChoiceField(forms.ModelMultipleChoiceField):
+    """Rows chosen by id, each checked as IdChoiceField does before the lookup."""
+
+    def clean(self, value):
+        if isinstance(value, list | tuple):
+            for item in value:
+                if parse_id(item) is None:
+                    raise forms.ValidationError(
+                        self.error_messages["invalid_pk_value"],
+                        code="invalid_pk_value",
+                        params={"pk": str(item)[:30]},
+                    )
+            value = [parse_id(item) for item in value]
+        return super().clean(value)
+
+
+class PromptVersionChoiceField(IdChoiceField):
     def label_from_instance(self, obj: PromptVersion) -> str:
         active = " (active)" if obj.is_active else ""
         return f"#{obj.pk} {obj.name}{active}"
@@ -110,7 +141,7 @@ class TrainingForm(forms.Form):
         min_value=0.0, max_value=0.999, initial=0.9, widget=forms.NumberInput(attrs={"step": "any"})
     )
     batch_size = forms.IntegerField(min_value=1, max_value=65536, initial=64)
-    seed = forms.IntegerField(initial=42)
+    seed = forms.IntegerField(min_value=0, max_value=2**32 - 1, initial=42)
     heldout_fraction = forms.FloatField(
         label="Held-out fraction",
         min_value=0.05,
@@ -184,7 +215,7 @@ class PromptImportForm(forms.Form):
 class ReviewQueueForm(forms.Form):
     """The optional dataset filter of the review page (?dataset=<id>)."""
 
-    dataset = forms.ModelChoiceField(
+    dataset = IdChoiceField(
         queryset=Dataset.objects.order_by("name"),
         required=False,
         empty_label="All datasets",
@@ -202,7 +233,7 @@ class ReviewQueueForm(forms.Form):
 class DatasetReviewersForm(forms.Form):
     """An admin chooses the reviewers (non-staff users) of a dataset."""
 
-    reviewers = forms.ModelMultipleChoiceField(
+    reviewers = IdMultipleChoiceField(
         queryset=None, required=False, widget=forms.CheckboxSelectMultiple, label="Reviewers"
     )
 

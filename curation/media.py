@@ -5,21 +5,33 @@ content type is the format the import verified (never the file name), the file m
 start with that format's signature (a file replaced on disk is refused), and every response
 carries nosniff, `Content-Disposition: inline` and a sandboxing CSP, so a browser never
 renders it as HTML.
+
+The browser's session login or an API token (`Authorization: Token <key>`, as the review API's
+image_url / thumbnail_url are fetched by API clients) authenticate, under the same checks.
+Without credentials a browser page load goes to the login page; an API client (a request that
+does not accept HTML) gets 401, like the API.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest
+from django.contrib.auth.views import redirect_to_login
+from django.http import FileResponse, Http404, HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 from PIL import Image as PILImage
+from rest_framework.authentication import get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
 
+from curation.api.authentication import ExpiringTokenAuthentication
 from curation.models import Image
 from curation.selectors import datasets_visible_to
 from worker.engine.images import InvalidImageError, load_rgb
@@ -50,6 +62,47 @@ SAFE_IMAGE_HEADERS = {
     "Content-Disposition": "inline",
     "Content-Security-Policy": "default-src 'none'; sandbox",
 }
+
+
+def _unauthorized(detail: str) -> JsonResponse:
+    response = JsonResponse({"detail": detail}, status=401)
+    response["WWW-Authenticate"] = ExpiringTokenAuthentication.keyword
+    return response
+
+
+def _wants_html(request: HttpRequest) -> bool:
+    """A browser loading a page (or a client that names no type): the login redirect."""
+    accept = request.META.get("HTTP_ACCEPT", "")
+    return not accept or "text/html" in accept
+
+
+def session_or_token_required(
+    view: Callable[..., HttpResponseBase],
+) -> Callable[..., HttpResponseBase]:
+    """login_required that also accepts an API token, as DRF does (the token first).
+
+    An invalid, expired or inactive user's token answers 401; so does a request without
+    credentials that does not accept HTML. A browser without a session goes to the login page.
+    """
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
+        if get_authorization_header(request):
+            try:
+                authenticated = ExpiringTokenAuthentication().authenticate(request)
+            except AuthenticationFailed as exc:
+                return _unauthorized(str(exc.detail))
+            if authenticated is not None:
+                request.user = authenticated[0]
+        if not request.user.is_authenticated:
+            if _wants_html(request):
+                return redirect_to_login(request.get_full_path())
+            return _unauthorized("Authentication credentials were not provided.")
+        response = view(request, *args, **kwargs)
+        patch_vary_headers(response, ("Authorization",))  # the answer depends on the token
+        return response
+
+    return wrapped
 
 
 def _signature_matches(path: Path, image_format: str) -> bool:
@@ -88,7 +141,7 @@ def image_file_path(image: Image) -> Path:
 
 
 @require_GET
-@login_required
+@session_or_token_required
 def image_file(request: HttpRequest, image_id: int) -> FileResponse:
     image = _visible_image(request, image_id)
     content_type = CONTENT_TYPES.get(image.format)
@@ -142,7 +195,7 @@ def thumbnail_ensure(image: Image) -> Path:
 
 
 @require_GET
-@login_required
+@session_or_token_required
 def image_thumbnail(request: HttpRequest, image_id: int) -> FileResponse:
     image = _visible_image(request, image_id)
     try:

@@ -19,6 +19,7 @@ class Dataset(models.Model):
         IMPORTING = "importing", "Importing"
         READY = "ready", "Ready"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
     name = models.CharField(max_length=200, unique=True)
     source_kind = models.CharField(max_length=16, choices=SourceKind.choices)
@@ -38,6 +39,9 @@ class Dataset(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     import_started_at = models.DateTimeField(null=True, blank=True)
     import_finished_at = models.DateTimeField(null=True, blank=True)
+    # Last sign of life of the import (queued, a batch recorded): recovery re-queues an
+    # import whose task was lost only when this is old (curation.services.recovery).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -146,6 +150,7 @@ class PromptJob(models.Model):
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     model_key = models.CharField(max_length=200)
@@ -166,6 +171,8 @@ class PromptJob(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Last sign of life (queued, started): see Dataset.heartbeat_at.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -184,6 +191,7 @@ class ScoringRun(models.Model):
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="runs")
     prompt_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="runs")
@@ -208,6 +216,8 @@ class ScoringRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Last sign of life (queued, a chunk started or finished): see Dataset.heartbeat_at.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

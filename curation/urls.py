@@ -14,6 +14,18 @@ urlpatterns = [
         name="dataset-stats",
     ),
     path(
+        "datasets/<int:dataset_id>/cancel-import/",
+        views.DatasetImportCancelView.as_view(),
+        name="dataset-cancel-import",
+    ),
+    path(
+        "datasets/<int:dataset_id>/resume-import/",
+        views.DatasetImportResumeView.as_view(),
+        name="dataset-resume-import",
+    ),
+    path("runs/<int:run_id>/cancel/", views.ScoringRunCancelView.as_view(), name="run-cancel"),
+    path("runs/<int:run_id>/resume/", views.ScoringRunResumeView.as_view(), name="run-resume"),
+    path(
         "datasets/<int:dataset_id>/runs/",
         views.ScoringRunStartView.as_view(),
         name="dataset-run-start",
@@ -36,6 +48,16 @@ urlpatterns = [
     path("prompts/", views.PromptVersionListView.as_view(), name="prompt-versions"),
     path("prompts/zero-shot/", views.PromptZeroShotView.as_view(), name="prompt-zero-shot"),
     path("prompts/import/", views.PromptImportView.as_view(), name="prompt-import"),
+    path(
+        "prompts/jobs/<int:job_id>/cancel/",
+        views.PromptJobCancelView.as_view(),
+        name="prompt-job-cancel",
+    ),
+    path(
+        "prompts/jobs/<int:job_id>/resume/",
+        views.PromptJobResumeView.as_view(),
+        name="prompt-job-resume",
+    ),
     path(
         "prompts/<int:version_id>/activate/",
         views.PromptActivateView.as_view(),

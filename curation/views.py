@@ -26,7 +26,7 @@ from curation.forms import (
     TrainingForm,
     ZeroShotForm,
 )
-from curation.models import Dataset, PromptVersion, ScoringRun
+from curation.models import Dataset, PromptJob, PromptVersion, ScoringRun
 from curation.selectors import (
     active_prompt_version,
     dataset_exports,
@@ -44,15 +44,19 @@ from curation.services.datasets import (
     dataset_create_from_archive,
     dataset_create_from_folder,
     dataset_create_from_url_list,
+    dataset_import_cancel,
+    dataset_import_resume,
 )
 from curation.services.exports import export_create
 from curation.services.prompts import (
+    prompt_job_cancel,
     prompt_job_create_training,
     prompt_job_create_zero_shot,
+    prompt_job_resume,
     prompt_version_activate,
     prompt_version_import,
 )
-from curation.services.scoring import scoring_run_start
+from curation.services.scoring import scoring_run_cancel, scoring_run_resume, scoring_run_start
 from worker.engine.tuning import TuningConfig
 
 FAILED_FILES_SHOWN = 200
@@ -220,6 +224,71 @@ class ScoringRunStartView(StaffRequiredMixin, View):
                 messages.success(request, f"Scoring run #{run.pk} queued: {run.total} images.")
                 return redirect(f"{reverse('dataset-detail', args=[dataset.pk])}#run-{run.pk}")
         return _dataset_page(request, dataset, run_form=form, status=400)
+
+
+# --- Cancel and resume (runs, imports, prompt jobs) -------------------------------------------
+
+
+def _state_action(request: HttpRequest, action, success: str, **kwargs) -> None:
+    """Call a cancel / resume service; its refusal (a StateConflict) becomes a flash message."""
+    try:
+        action(**kwargs)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, success)
+
+
+class DatasetImportCancelView(StaffRequiredMixin, View):
+    def post(self, request: HttpRequest, dataset_id: int) -> HttpResponse:
+        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        _state_action(request, dataset_import_cancel, "Import cancelled.", dataset=dataset)
+        return redirect("dataset-detail", dataset_id=dataset.pk)
+
+
+class DatasetImportResumeView(StaffRequiredMixin, View):
+    def post(self, request: HttpRequest, dataset_id: int) -> HttpResponse:
+        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        _state_action(
+            request,
+            dataset_import_resume,
+            "Import queued again; files already recorded are skipped.",
+            dataset=dataset,
+        )
+        return redirect("dataset-detail", dataset_id=dataset.pk)
+
+
+class ScoringRunCancelView(StaffRequiredMixin, View):
+    def post(self, request: HttpRequest, run_id: int) -> HttpResponse:
+        run = get_object_or_404(ScoringRun, pk=run_id)
+        _state_action(request, scoring_run_cancel, f"Scoring run #{run.pk} cancelled.", run=run)
+        return redirect(f"{reverse('dataset-detail', args=[run.dataset_id])}#run-{run.pk}")
+
+
+class ScoringRunResumeView(StaffRequiredMixin, View):
+    def post(self, request: HttpRequest, run_id: int) -> HttpResponse:
+        run = get_object_or_404(ScoringRun, pk=run_id)
+        _state_action(
+            request,
+            scoring_run_resume,
+            f"Scoring run #{run.pk} resumed: its unfinished chunks are queued again.",
+            run=run,
+        )
+        return redirect(f"{reverse('dataset-detail', args=[run.dataset_id])}#run-{run.pk}")
+
+
+class PromptJobCancelView(StaffRequiredMixin, View):
+    def post(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        job = get_object_or_404(PromptJob, pk=job_id)
+        _state_action(request, prompt_job_cancel, f"Prompt job #{job.pk} cancelled.", job=job)
+        return redirect(f"{reverse('prompt-versions')}#job-{job.pk}")
+
+
+class PromptJobResumeView(StaffRequiredMixin, View):
+    def post(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        job = get_object_or_404(PromptJob, pk=job_id)
+        _state_action(request, prompt_job_resume, f"Prompt job #{job.pk} queued again.", job=job)
+        return redirect(f"{reverse('prompt-versions')}#job-{job.pk}")
 
 
 class TrainingStartView(StaffRequiredMixin, View):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -613,21 +613,51 @@ def _item_for_image(*, image: Image, origin: ReviewItem) -> ReviewItem:
 
 
 def _propagate(
-    *, origin: Decision, item: ReviewItem, images: Iterable[Image], rules: ReviewSettings
-) -> list[int]:
-    """Copy the verdict onto other images of the dataset; returns the images it reached."""
+    *,
+    origin: Decision,
+    item: ReviewItem,
+    images: Iterable[Image],
+    rules: ReviewSettings,
+    now: datetime,
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """Copy the verdict onto other images of the dataset: (images it reached, the ones it left
+    alone as {image_id, item_id, reason}).
+
+    A copy never takes an item another reviewer holds (their verdict is theirs to give), never
+    counts towards k > 1 independent verdicts, and never adds a verdict to a decided or
+    disputed item: only an admin's adjudication settles (or overrules) one, whatever k is.
+    The reviewer's own leases and expired ones take the copy.
+    """
     reached: list[int] = []
+    skipped: list[dict[str, Any]] = []
     reviewer = origin.reviewer
     for image in images:
+        # Locked: the holder's lease and verdict are read and written under the same lock.
         target = _item_for_image(image=image, origin=item)
         if _has_live_verdict(item_id=target.pk, reviewer_id=reviewer.pk):
-            continue
+            continue  # their verdict on it stands already
         adjudication = reviewer.is_staff and target.state in (
             ReviewItem.State.DISPUTED,
             ReviewItem.State.DECIDED,
         )
-        if target.state == ReviewItem.State.DISPUTED and not adjudication:
-            continue  # waits for an admin
+        reason = ""
+        if (
+            target.leased_by_id not in (None, reviewer.pk)
+            and target.lease_expires_at is not None
+            and target.lease_expires_at >= now
+        ):
+            until = target.lease_expires_at.isoformat(timespec="seconds")
+            reason = f"held by another reviewer until {until}"
+        elif target.state == ReviewItem.State.DISPUTED and not adjudication:
+            reason = "disputed; an admin adjudicates it"
+        elif target.state == ReviewItem.State.DECIDED and not adjudication:
+            # Closed for reviewers, as in review_decision_record: no k+1st verdict.
+            reason = "already decided"
+        elif rules.required_verdicts > 1 and not adjudication:
+            reason = f"needs {rules.required_verdicts} independent verdicts"
+        if reason:
+            skipped.append({"image_id": image.pk, "item_id": target.pk, "reason": reason})
+            continue
         Decision.objects.create(
             item=target, image=image, reviewer=reviewer, verdict=origin.verdict,
             category=origin.category, propagated_from=origin, is_adjudication=adjudication,
@@ -635,7 +665,7 @@ def _propagate(
         _item_settle(target, required=rules.required_verdicts)
         _save_item(target)
         reached.append(image.pk)
-    return reached
+    return reached, skipped
 
 
 def review_decision_record(
@@ -650,8 +680,10 @@ def review_decision_record(
 
     Skipping releases the lease and keeps the item in the queue for others. A verdict
     also applies to every image with the same content hash in the dataset, and to the
-    near-duplicates listed in apply_to (each must be within the dataset's distance).
-    The returned decision carries `propagated_image_ids`.
+    near-duplicates listed in apply_to (each must be within the dataset's distance), except
+    where another reviewer holds the copy or the dataset needs k > 1 verdicts (see
+    _propagate). The returned decision carries `propagated_image_ids` (the copies made) and
+    `skipped_propagation` (the images left alone, each with its item and the reason).
     """
     if verdict not in Decision.Verdict.values:
         raise ValidationFailed(f"Unknown verdict {verdict!r}.")
@@ -736,9 +768,13 @@ def review_decision_record(
             rows.append((reviewer.pk, verdict, decision.is_adjudication))
             _item_settle(item, required=rules.required_verdicts, rows=rows)
         _save_item(item)
-        decision.propagated_image_ids = (  # type: ignore[attr-defined]
-            _propagate(origin=decision, item=item, images=targets, rules=rules) if targets else []
+        reached, skipped = (
+            _propagate(origin=decision, item=item, images=targets, rules=rules, now=now)
+            if targets
+            else ([], [])
         )
+        decision.propagated_image_ids = reached  # type: ignore[attr-defined]
+        decision.skipped_propagation = skipped  # type: ignore[attr-defined]
         if verdict != Decision.Verdict.SKIP and rules.auto_retrain_every:
             from curation.services.prompts import prompt_policy_count_verdicts
 

@@ -30,6 +30,14 @@ def fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def import_roots_in_tmp(settings, tmp_path_factory):
+    """Server-folder imports are refused outside Q16_IMPORT_ROOTS (by default only
+    <Q16_DATA_DIR>/imports): tests import from their tmp_path folders, so allow pytest's
+    temporary directory. tests/security/test_import_roots.py checks the default itself."""
+    settings.Q16_IMPORT_ROOTS = [str(tmp_path_factory.getbasetemp())]
+
+
 @pytest.fixture
 def admin_user(django_user_model):
     return django_user_model.objects.create_user(

@@ -119,3 +119,93 @@ def test_configured_model_key_names_lossy_backends_apart(settings):
     settings.Q16_BACKEND = "tensorrt-int4"
     with pytest.raises(ImproperlyConfigured):
         configured_model_key()
+
+
+# --- The embedded stack's environment (config/stack.py) --------------------------------
+
+
+@pytest.fixture
+def running_stack_redis(tmp_path, monkeypatch):
+    """The embedded Redis of a `make run` on tmp_path/data (its socket, nothing else)."""
+    import shutil
+
+    from config import stack as embedded
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server on PATH")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    stack = embedded.Stack()
+    url = embedded.start_redis(stack, data)
+    yield data, url
+    stack.stop_all()
+
+
+def test_stack_manage_uses_the_running_stacks_redis(running_stack_redis, monkeypatch):
+    from config import stack as embedded
+
+    data, url = running_stack_redis
+    seen = {}
+
+    def fake_exec(argv, what):
+        seen.update(argv=argv, redis_url=os.environ.get("REDIS_URL"))
+        return 0
+
+    monkeypatch.setattr(embedded, "prepare_environment", lambda: data)
+    monkeypatch.setattr(embedded, "cmd_exec", fake_exec)
+    assert embedded.main(["manage", "score_dataset", "photos", "--queue"]) == 0
+    assert seen["redis_url"] == url
+    assert seen["argv"][-3:] == ["score_dataset", "photos", "--queue"]
+
+
+def test_stack_manage_end_to_end_sees_the_embedded_broker(running_stack_redis):
+    data, url = running_stack_redis
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
+    code = "from config.celery import app; print('BROKER', app.conf.broker_url)"
+    result = subprocess.run(
+        [sys.executable, "-m", "config.stack", "manage", "shell", "-c", code],
+        cwd=REPO_ROOT,
+        env={**env, "Q16_DATA_DIR": str(data)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"BROKER {url}" in result.stdout
+    assert "using the embedded Redis of the running stack" in result.stderr
+
+
+def test_stack_makes_the_data_directory_private(tmp_path):
+    """0700 on the directory, 0600 on the files in it, umask 077 for what comes next."""
+    import stat
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    for name in ("db.sqlite3", "worker.log"):
+        (data / name).write_text("")
+        (data / name).chmod(0o644)
+    # In a child process: the umask is process-wide.
+    code = (
+        "from config.stack import prepare_environment; d = prepare_environment(); "
+        "open(d / 'new-file', 'w').close()"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env={**env, "Q16_DATA_DIR": str(data)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+    def mode(name: str = "") -> int:
+        return stat.S_IMODE((data / name).stat().st_mode)
+
+    assert mode() == 0o700
+    for name in ("db.sqlite3", "worker.log", "secret_key", "new-file"):
+        assert mode(name) == 0o600, name
+    assert mode("imports") == 0o700 and mode("media") == 0o700

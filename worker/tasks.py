@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.db import DatabaseError, InterfaceError, OperationalError
 
 from worker.engine.clip import ModelLoadError
@@ -104,9 +105,9 @@ def run_prompt_job(self, job_id: int) -> None:
         raise
     except Exception as exc:
         logger.exception("prompt job %s failed", job_id)
-        PromptJob.objects.filter(pk=job_id).exclude(state=PromptJob.State.SUCCEEDED).update(
-            state=PromptJob.State.FAILED, error=f"{type(exc).__name__}: {exc}"
-        )
+        PromptJob.objects.filter(
+            pk=job_id, state__in=[PromptJob.State.PENDING, PromptJob.State.RUNNING]
+        ).update(state=PromptJob.State.FAILED, error=f"{type(exc).__name__}: {exc}")
 
 
 @shared_task(
@@ -129,3 +130,27 @@ def build_export(self, export_id: int) -> None:
         Export.objects.filter(pk=export_id, state=Export.State.PENDING).update(
             state=Export.State.FAILED, error=f"{type(exc).__name__}: {exc}"
         )
+
+
+@shared_task(ignore_result=True)
+def recover_stalled_work(stall_seconds: int | None = None) -> dict:
+    """Re-queue runs, imports and prompt jobs whose tasks were lost (beat and worker start)."""
+    from curation.services.recovery import recover_stalled_work as recover
+
+    report = recover(stall_seconds=stall_seconds)
+    return {
+        "runs": report.runs,
+        "datasets": report.datasets,
+        "jobs": report.jobs,
+        "skipped": report.skipped,
+    }
+
+
+@worker_ready.connect
+def _recover_on_worker_start(sender=None, **kwargs) -> None:
+    # Queued, not run here: the worker's main process must be free to answer the
+    # recovery's inspect() about what this worker holds.
+    try:
+        recover_stalled_work.delay()
+    except Exception:  # a broker hiccup must not stop the worker from starting
+        logger.exception("could not queue the recovery of stalled work")

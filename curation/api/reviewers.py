@@ -12,6 +12,7 @@ from curation.models import Dataset
 from curation.selectors import dataset_reviewers
 from curation.services.assignments import dataset_reviewers_set
 
+from .ids import IdField
 from .permissions import IsCurationAdmin
 
 
@@ -30,9 +31,7 @@ class DatasetReviewersApi(APIView):
         class Meta:
             ref_name = "DatasetReviewersInput"
 
-        user_ids = serializers.ListField(
-            child=serializers.IntegerField(min_value=1), allow_empty=True, max_length=1000
-        )
+        user_ids = serializers.ListField(child=IdField(), allow_empty=True, max_length=1000)
 
     class OutputSerializer(serializers.Serializer):
         class Meta:

@@ -5,6 +5,7 @@ axes backend (first in AUTHENTICATION_BACKENDS) refuses a locked-out username an
 and every failure is counted. authenticate() swallows the refusal (the serializer would
 report bad credentials); axes flags the request instead, and this view answers 429 like the
 login page. A token issued means a successful login: it resets the failure count too.
+An expired token is replaced by a new one (curation/api/authentication.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+from curation.api.authentication import token_expired
 
 LOCKED_OUT = "Too many failed login attempts: this account is locked for a while."
 
@@ -43,7 +46,10 @@ class ObtainAuthTokenApi(ObtainAuthToken):
         # A token issued is a successful login: axes resets the failure count (and Django
         # records last_login), as django.contrib.auth.login() does on the login page.
         user_logged_in.send(sender=user.__class__, request=request, user=user)
-        token, _ = Token.objects.get_or_create(user=user)
+        token, created = Token.objects.get_or_create(user=user)
+        if not created and token_expired(token):
+            token.delete()
+            token = Token.objects.create(user=user)
         return Response({"token": token.key})
 
     def _refused(self) -> Response:

@@ -13,12 +13,24 @@ urlpatterns = [
         name="api-dataset-images",
     ),
     path(
+        "datasets/<int:dataset_id>/cancel-import/",
+        views.DatasetCancelImportApi.as_view(),
+        name="api-dataset-cancel-import",
+    ),
+    path(
+        "datasets/<int:dataset_id>/resume-import/",
+        views.DatasetResumeImportApi.as_view(),
+        name="api-dataset-resume-import",
+    ),
+    path(
         "datasets/<int:dataset_id>/reviewers/",
         DatasetReviewersApi.as_view(),
         name="api-dataset-reviewers",
     ),
     path("runs/", views.RunListApi.as_view(), name="api-runs"),
     path("runs/<int:run_id>/", views.RunDetailApi.as_view(), name="api-run"),
+    path("runs/<int:run_id>/cancel/", views.RunCancelApi.as_view(), name="api-run-cancel"),
+    path("runs/<int:run_id>/resume/", views.RunResumeApi.as_view(), name="api-run-resume"),
     path("prompt-versions/", views.PromptVersionListApi.as_view(), name="api-prompt-versions"),
     path(
         "prompt-versions/import/",
@@ -37,6 +49,16 @@ urlpatterns = [
     ),
     path("prompt-jobs/", views.PromptJobListApi.as_view(), name="api-prompt-jobs"),
     path("prompt-jobs/<int:job_id>/", views.PromptJobDetailApi.as_view(), name="api-prompt-job"),
+    path(
+        "prompt-jobs/<int:job_id>/cancel/",
+        views.PromptJobCancelApi.as_view(),
+        name="api-prompt-job-cancel",
+    ),
+    path(
+        "prompt-jobs/<int:job_id>/resume/",
+        views.PromptJobResumeApi.as_view(),
+        name="api-prompt-job-resume",
+    ),
     path("exports/", views.ExportListApi.as_view(), name="api-exports"),
     path("exports/<int:export_id>/", views.ExportDetailApi.as_view(), name="api-export"),
     path(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import FileResponse
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,24 +19,38 @@ from curation.services.datasets import (
     dataset_create_from_archive,
     dataset_create_from_folder,
     dataset_create_from_url_list,
+    dataset_import_cancel,
+    dataset_import_resume,
 )
 from curation.services.exports import export_create
 from curation.services.prompts import (
     PAPER_APPROPRIATE,
     PAPER_INAPPROPRIATE,
+    prompt_job_cancel,
     prompt_job_create_training,
     prompt_job_create_zero_shot,
+    prompt_job_resume,
     prompt_version_activate,
     prompt_version_import,
 )
-from curation.services.scoring import scoring_run_start
+from curation.services.scoring import scoring_run_cancel, scoring_run_resume, scoring_run_start
 from worker.engine.tuning import TuningConfig
 
+from .ids import BoundedLimitOffsetPagination, IdRelatedField, parse_id_param
 from .permissions import IsCurationAdmin
 
 
 class AdminAPIView(APIView):
     permission_classes = [IsCurationAdmin]
+
+
+# The answer of an action the object's state does not allow (a domain StateConflict).
+ConflictOutput = inline_serializer("ConflictOutput", {"detail": serializers.CharField()})
+
+
+def _state_action_schema(output) -> dict:
+    """Schema of a cancel / resume action: no body, the object back, or 409 with a reason."""
+    return {"request": None, "responses": {200: output, 409: ConflictOutput}}
 
 
 # --- Output serializers (shared) -------------------------------------------------------
@@ -189,13 +202,38 @@ class DatasetDetailApi(AdminAPIView):
         return Response(self.OutputSerializer(dataset).data)
 
 
+class DatasetCancelImportApi(AdminAPIView):
+    """Cancel a pending or running import; cancelling a cancelled one again is a no-op."""
+
+    @extend_schema(**_state_action_schema(DatasetOutput))
+    def post(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_import_cancel(dataset=Dataset.objects.get(pk=dataset_id))
+        return Response(DatasetOutput(dataset).data)
+
+
+class DatasetResumeImportApi(AdminAPIView):
+    """Queue a cancelled or failed import again; it skips the files already recorded."""
+
+    @extend_schema(**_state_action_schema(DatasetOutput))
+    def post(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_import_resume(dataset=Dataset.objects.get(pk=dataset_id))
+        return Response(DatasetOutput(dataset).data)
+
+
 class DatasetImagesApi(AdminAPIView):
-    @extend_schema(responses=ImageOutput(many=True))
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, required=False, enum=Image.Status.values),
+            OpenApiParameter("limit", int, required=False),
+            OpenApiParameter("offset", int, required=False),
+        ],
+        responses=ImageOutput(many=True),
+    )
     def get(self, request: Request, dataset_id: int) -> Response:
         images = Image.objects.filter(dataset_id=dataset_id).order_by("id")
         if request.query_params.get("status") in Image.Status.values:
             images = images.filter(status=request.query_params["status"])
-        paginator = LimitOffsetPagination()
+        paginator = BoundedLimitOffsetPagination()
         page = paginator.paginate_queryset(images, request, view=self)
         return paginator.get_paginated_response(ImageOutput(page, many=True).data)
 
@@ -208,16 +246,20 @@ class RunListApi(AdminAPIView):
         class Meta:
             ref_name = "RunListInput"
 
-        dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
-        prompt_version = serializers.PrimaryKeyRelatedField(queryset=PromptVersion.objects.all())
+        dataset = IdRelatedField(queryset=Dataset.objects.all())
+        prompt_version = IdRelatedField(queryset=PromptVersion.objects.all())
         threshold = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
         chunk_size = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
 
-    @extend_schema(responses=RunOutput(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("dataset", int, required=False)],
+        responses=RunOutput(many=True),
+    )
     def get(self, request: Request) -> Response:
         runs = ScoringRun.objects.all().order_by("-created_at")
-        if request.query_params.get("dataset", "").isdigit():
-            runs = runs.filter(dataset_id=int(request.query_params["dataset"]))
+        dataset_id = parse_id_param(request, "dataset")
+        if dataset_id is not None:
+            runs = runs.filter(dataset_id=dataset_id)
         return Response(RunOutput(runs[:200], many=True).data)
 
     @extend_schema(request=InputSerializer, responses={201: RunOutput})
@@ -238,6 +280,24 @@ class RunDetailApi(AdminAPIView):
     @extend_schema(responses=RunOutput)
     def get(self, request: Request, run_id: int) -> Response:
         return Response(RunOutput(ScoringRun.objects.get(pk=run_id)).data)
+
+
+class RunCancelApi(AdminAPIView):
+    """Cancel a pending or running run; cancelling a cancelled one again is a no-op."""
+
+    @extend_schema(**_state_action_schema(RunOutput))
+    def post(self, request: Request, run_id: int) -> Response:
+        run = scoring_run_cancel(run=ScoringRun.objects.get(pk=run_id))
+        return Response(RunOutput(run).data)
+
+
+class RunResumeApi(AdminAPIView):
+    """Queue the chunks of a cancelled or failed run that are not done."""
+
+    @extend_schema(**_state_action_schema(RunOutput))
+    def post(self, request: Request, run_id: int) -> Response:
+        run = scoring_run_resume(run=ScoringRun.objects.get(pk=run_id))
+        return Response(RunOutput(run).data)
 
 
 # --- Prompt versions and jobs -----------------------------------------------------------------
@@ -318,15 +378,13 @@ class PromptJobListApi(AdminAPIView):
             child=serializers.CharField(max_length=500), required=False, max_length=50
         )
         # train
-        dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all(), required=False)
-        parent = serializers.PrimaryKeyRelatedField(
-            queryset=PromptVersion.objects.all(), required=False
-        )
+        dataset = IdRelatedField(queryset=Dataset.objects.all(), required=False)
+        parent = IdRelatedField(queryset=PromptVersion.objects.all(), required=False)
         epochs = serializers.IntegerField(min_value=1, max_value=5000, default=300)
         lr = serializers.FloatField(min_value=1e-6, max_value=10.0, default=0.01)
         momentum = serializers.FloatField(min_value=0.0, max_value=0.999, default=0.9)
         batch_size = serializers.IntegerField(min_value=1, max_value=65536, default=64)
-        seed = serializers.IntegerField(default=42)
+        seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, default=42)
         heldout_fraction = serializers.FloatField(min_value=0.05, max_value=0.5, default=0.2)
 
     @extend_schema(responses=PromptJobOutput(many=True))
@@ -380,6 +438,24 @@ class PromptJobDetailApi(AdminAPIView):
         return Response(PromptJobOutput(PromptJob.objects.get(pk=job_id)).data)
 
 
+class PromptJobCancelApi(AdminAPIView):
+    """Cancel a pending or running job; cancelling a cancelled one again is a no-op."""
+
+    @extend_schema(**_state_action_schema(PromptJobOutput))
+    def post(self, request: Request, job_id: int) -> Response:
+        job = prompt_job_cancel(job=PromptJob.objects.get(pk=job_id))
+        return Response(PromptJobOutput(job).data)
+
+
+class PromptJobResumeApi(AdminAPIView):
+    """Run a cancelled or failed job again."""
+
+    @extend_schema(**_state_action_schema(PromptJobOutput))
+    def post(self, request: Request, job_id: int) -> Response:
+        job = prompt_job_resume(job=PromptJob.objects.get(pk=job_id))
+        return Response(PromptJobOutput(job).data)
+
+
 # --- Exports --------------------------------------------------------------------------------------
 
 
@@ -388,17 +464,21 @@ class ExportListApi(AdminAPIView):
         class Meta:
             ref_name = "ExportListInput"
 
-        dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
+        dataset = IdRelatedField(queryset=Dataset.objects.all())
         format = serializers.ChoiceField(choices=Export.Format.choices)
         scope = serializers.ChoiceField(
             choices=Export.Scope.choices, default=Export.Scope.CONFIRMED
         )
 
-    @extend_schema(responses=ExportOutput(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("dataset", int, required=False)],
+        responses=ExportOutput(many=True),
+    )
     def get(self, request: Request) -> Response:
         exports = Export.objects.all()
-        if request.query_params.get("dataset", "").isdigit():
-            exports = exports.filter(dataset_id=int(request.query_params["dataset"]))
+        dataset_id = parse_id_param(request, "dataset")
+        if dataset_id is not None:
+            exports = exports.filter(dataset_id=dataset_id)
         return Response(ExportOutput(exports[:200], many=True).data)
 
     @extend_schema(request=InputSerializer, responses={201: ExportOutput})

@@ -1,9 +1,20 @@
-"""Creating datasets and importing their files (server folder, uploaded archive, URL list)."""
+"""Creating datasets and importing their files (server folder, uploaded archive, URL list).
+
+An import can be cancelled and resumed (dataset_import_cancel, dataset_import_resume):
+the worker checks the dataset's state between batches (and every WALK_CHECK_EVERY files
+while it lists a folder) and stops; a resume carries on, skipping the recorded files.
+
+Uploaded archives are deleted when their import fails or is cancelled (they can be as
+large as Q16_MAX_ARCHIVE_BYTES). The extracted files are kept when the extraction had
+finished, so a resume walks the extracted folder; a partial extraction is deleted with the
+archive, and that dataset cannot be resumed (upload the archive again).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +35,8 @@ from worker.engine.images import ImageLimits, InvalidImageError, probe_image, pr
 logger = logging.getLogger(__name__)
 
 IMPORT_BATCH = 256
+# While listing a folder, look for a cancellation (and beat the heartbeat) this often.
+WALK_CHECK_EVERY = 2000
 URL_DOWNLOAD_WORKERS = 8
 # File extension for each verified format (URL downloads are named <sha256>.<ext>).
 FORMAT_EXTENSIONS = {
@@ -35,6 +48,10 @@ FORMAT_EXTENSIONS = {
     "TIFF": "tif",
 }
 ProgressCallback = Callable[[int, int], None]
+
+
+class ImportStopped(Exception):
+    """The dataset left IMPORTING (cancelled) while the worker was importing it."""
 
 
 def _image_limits() -> ImageLimits:
@@ -56,13 +73,45 @@ def _check_import_folder(folder: str) -> Path:
     path = Path(folder).expanduser()
     if not path.is_absolute():
         raise ValidationFailed("The folder must be an absolute path on the server.")
-    path = path.resolve()
-    if not path.is_dir():
+    try:
+        path = path.resolve()
+        is_dir = path.is_dir()
+    except (OSError, ValueError) as exc:  # ENAMETOOLONG, ELOOP, EACCES, a NUL byte...
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ValidationFailed(f"The folder path cannot be used: {reason}.") from exc
+    if not is_dir:
         raise ValidationFailed(f"{folder} is not a folder on the server.")
-    allowed_roots = [Path(root).resolve() for root in settings.Q16_IMPORT_ROOTS]
-    if allowed_roots and not any(path.is_relative_to(root) for root in allowed_roots):
-        raise ValidationFailed(f"{folder} is outside the folders allowed by Q16_IMPORT_ROOTS.")
+    # Both sides resolved: a symlink (or `..`) leading out of an import folder is outside it.
+    allowed_roots = [Path(root).expanduser().resolve() for root in settings.Q16_IMPORT_ROOTS]
+    where = ", ".join(str(root) for root in allowed_roots) or "none configured"
+    if not any(path.is_relative_to(root) for root in allowed_roots):
+        raise ValidationFailed(
+            f"{folder} is outside the import folders ({where}). Put the dataset there, "
+            "or add its folder to Q16_IMPORT_ROOTS."
+        )
+    if _never_importable(path):
+        raise ValidationFailed(
+            f"{folder} can never be imported, whatever Q16_IMPORT_ROOTS says: it is (or holds) "
+            f"a system folder or Q16's own data (database, media, secret key). Put the dataset "
+            f"in an import folder ({where})."
+        )
     return path
+
+
+# Never a dataset: kernel and device files, and their parent "/".
+SYSTEM_FOLDERS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def _never_importable(path: Path) -> bool:
+    """A system folder, or Q16's data directory or media root, or a folder holding one of them
+    (the data directory's imports folder excepted), even inside Q16_IMPORT_ROOTS."""
+    if any(path.is_relative_to(system) or system.is_relative_to(path) for system in SYSTEM_FOLDERS):
+        return True
+    data_dir = Path(settings.DATA_DIR).resolve()
+    if path.is_relative_to(data_dir / "imports"):
+        return False
+    private = (data_dir, Path(settings.MEDIA_ROOT).resolve())
+    return any(path.is_relative_to(folder) or folder.is_relative_to(path) for folder in private)
 
 
 def dataset_create_from_folder(
@@ -146,7 +195,17 @@ def _queue_import(dataset: Dataset) -> None:
     from worker.tasks import import_dataset
 
     dataset_id = dataset.pk
+    Dataset.objects.filter(pk=dataset_id).update(heartbeat_at=timezone.now())
     transaction.on_commit(lambda: import_dataset.delay(dataset_id))
+
+
+def _still_importing(dataset_id: int) -> bool:
+    """Beat the import's heartbeat; False once it was cancelled (one query for both)."""
+    return bool(
+        Dataset.objects.filter(pk=dataset_id, state=Dataset.State.IMPORTING).update(
+            heartbeat_at=timezone.now()
+        )
+    )
 
 
 def _iter_folder_files(root: Path) -> Iterator[tuple[str, str | None]]:
@@ -206,16 +265,29 @@ def dataset_import(
     """
     with transaction.atomic():
         dataset = Dataset.objects.select_for_update().get(pk=dataset_id)
-        if dataset.state in (Dataset.State.READY, Dataset.State.FAILED):
-            return dataset
+        if dataset.state != Dataset.State.PENDING and dataset.state != Dataset.State.IMPORTING:
+            return dataset  # finished, failed or cancelled: a late or second delivery
         if dataset.state == Dataset.State.PENDING:
             dataset.state = Dataset.State.IMPORTING
             dataset.import_started_at = timezone.now()
-            dataset.save(update_fields=["state", "import_started_at"])
+            dataset.heartbeat_at = dataset.import_started_at
+            dataset.save(update_fields=["state", "import_started_at", "heartbeat_at"])
 
-    if dataset.source_kind == Dataset.SourceKind.URLS:
-        return _import_url_list(dataset, progress=progress, fetcher=url_fetcher or _url_fetcher())
+    try:
+        if dataset.source_kind == Dataset.SourceKind.URLS:
+            return _import_url_list(
+                dataset, progress=progress, fetcher=url_fetcher or _url_fetcher()
+            )
+        return _import_files(dataset, progress=progress)
+    except ImportStopped:
+        logger.info("import of dataset %s stopped: cancelled", dataset.pk)
+        # Only a finished extraction gets this far, so its files stay for a resume.
+        _discard_upload(dataset, keep_extracted=True)
+        dataset.refresh_from_db()
+        return dataset
 
+
+def _import_files(dataset: Dataset, *, progress: ProgressCallback | None) -> Dataset:
     try:
         candidates = _collect_candidates(dataset)
     except (ArchiveError, OSError) as exc:
@@ -233,6 +305,8 @@ def dataset_import(
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(todo), IMPORT_BATCH):
+            if not _still_importing(dataset.pk):
+                raise ImportStopped
             batch = todo[start : start + IMPORT_BATCH]
             clean = [path for path, problem in batch if problem is None]
             rows = list(pool.map(lambda rel: _probe(root, rel, limits), clean))
@@ -321,6 +395,8 @@ def _import_url_list(
     limits = _image_limits()
     with ThreadPoolExecutor(max_workers=URL_DOWNLOAD_WORKERS) as pool:
         for start in range(0, len(todo), IMPORT_BATCH):
+            if not _still_importing(dataset.pk):
+                raise ImportStopped
             batch = todo[start : start + IMPORT_BATCH]
             rows = list(
                 pool.map(lambda item: _download(*item, root, fetcher, limits), batch)  # type: ignore[misc]
@@ -335,7 +411,9 @@ def _import_url_list(
 def _collect_candidates(dataset: Dataset) -> list[tuple[str, str | None]]:
     root = Path(dataset.root_path)
     rejected: list[tuple[str, str | None]] = []
-    if dataset.source_kind == Dataset.SourceKind.ARCHIVE:
+    if dataset.source_kind == Dataset.SourceKind.ARCHIVE and _extracted_earlier(dataset):
+        pass  # a resume after the archive was deleted: walk what it extracted
+    elif dataset.source_kind == Dataset.SourceKind.ARCHIVE:
         limits = ArchiveLimits(
             max_total_bytes=settings.Q16_MAX_ARCHIVE_BYTES,
             max_ratio=settings.Q16_MAX_ARCHIVE_RATIO,
@@ -347,7 +425,18 @@ def _collect_candidates(dataset: Dataset) -> list[tuple[str, str | None]]:
         rejected = [(f"[refused] {name}"[:1024], reason) for name, reason in result.rejected]
     elif not root.is_dir():
         raise OSError(f"dataset folder {root} does not exist or is not a folder")
-    return list(_iter_folder_files(root)) + rejected
+    candidates = []
+    # A quarter of a million files take minutes to list: look for a cancellation meanwhile.
+    for count, candidate in enumerate(_iter_folder_files(root), start=1):
+        if count % WALK_CHECK_EVERY == 0 and not _still_importing(dataset.pk):
+            raise ImportStopped
+        candidates.append(candidate)
+    return candidates + rejected
+
+
+def _extracted_earlier(dataset: Dataset) -> bool:
+    """The uploaded archive is gone (deleted when the import stopped) but its files are not."""
+    return not Path(dataset.source).exists() and Path(dataset.root_path).is_dir()
 
 
 def _record_batch(dataset: Dataset, rows: list[Image]) -> None:
@@ -360,7 +449,8 @@ def _record_batch(dataset: Dataset, rows: list[Image]) -> None:
 
 def _finish_import(dataset: Dataset, *, what: str) -> None:
     _refresh_import_counts(dataset)
-    Dataset.objects.filter(pk=dataset.pk).update(
+    # Only from IMPORTING: a cancellation after the last batch stays a cancellation.
+    Dataset.objects.filter(pk=dataset.pk, state=Dataset.State.IMPORTING).update(
         state=Dataset.State.READY, import_finished_at=timezone.now()
     )
     dataset.refresh_from_db()
@@ -383,7 +473,94 @@ def dataset_delete(*, dataset: Dataset) -> None:
 
 
 def dataset_fail(*, dataset_id: int, reason: str) -> None:
-    """Mark an import failed for good, keeping the images it had already recorded."""
-    Dataset.objects.filter(pk=dataset_id).exclude(state=Dataset.State.READY).update(
-        state=Dataset.State.FAILED, error=reason[:5000], import_finished_at=timezone.now()
-    )
+    """Mark an import failed for good, keeping the images it had already recorded.
+
+    The uploaded archive is deleted; its extracted files stay only when the import had
+    recorded some (the extraction finished), so that a resume can carry on.
+    """
+    Dataset.objects.filter(pk=dataset_id).exclude(
+        state__in=[Dataset.State.READY, Dataset.State.CANCELLED]
+    ).update(state=Dataset.State.FAILED, error=reason[:5000], import_finished_at=timezone.now())
+    dataset = Dataset.objects.filter(pk=dataset_id).first()
+    if dataset is not None and dataset.state == Dataset.State.FAILED:
+        _discard_upload(dataset, keep_extracted=dataset.images.exists())
+
+
+def dataset_import_cancel(*, dataset: Dataset) -> Dataset:
+    """Stop a pending or running import; cancelling a cancelled import changes nothing.
+
+    A worker importing it stops before its next batch. The images recorded so far are kept.
+    """
+    with transaction.atomic():
+        locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        if locked.state == Dataset.State.CANCELLED:
+            return locked
+        if locked.state not in (Dataset.State.PENDING, Dataset.State.IMPORTING):
+            raise StateConflict(
+                f"The import of “{locked.name}” has already {_finished_word(locked.state)}; "
+                "only a pending or running import can be cancelled."
+            )
+        was_pending = locked.state == Dataset.State.PENDING
+        locked.state = Dataset.State.CANCELLED
+        locked.error = "Cancelled by an admin."
+        locked.import_finished_at = timezone.now()
+        locked.save(update_fields=["state", "error", "import_finished_at"])
+    # Pending: no worker has it, everything can go now. Importing: the worker may still be
+    # extracting; it keeps the finished extraction when it notices (deleting the open zip
+    # is safe on POSIX).
+    keep = not was_pending or locked.images.exists() or _extracted_earlier(locked)
+    _discard_upload(locked, keep_extracted=keep)
+    logger.info("import of dataset %s cancelled at %s files", locked.pk, locked.processed)
+    return locked
+
+
+def dataset_import_resume(*, dataset: Dataset) -> Dataset:
+    """Queue a cancelled or failed import again; it skips the files already recorded."""
+    with transaction.atomic():
+        locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        if locked.state not in (Dataset.State.CANCELLED, Dataset.State.FAILED):
+            raise StateConflict(
+                f"The import of “{locked.name}” is {locked.get_state_display().lower()}; only a "
+                "cancelled or failed import can be resumed."
+            )
+        if locked.source_kind == Dataset.SourceKind.ARCHIVE and not (
+            Path(locked.source).exists() or Path(locked.root_path).is_dir()
+        ):
+            raise StateConflict(
+                "The uploaded archive was deleted when its import stopped before the "
+                "extraction finished: upload it again as a new dataset."
+            )
+        locked.state = Dataset.State.PENDING
+        locked.error = ""
+        locked.import_finished_at = None
+        locked.save(update_fields=["state", "error", "import_finished_at"])
+        _queue_import(locked)
+    locked.refresh_from_db()
+    return locked
+
+
+def dataset_import_requeue(*, dataset: Dataset) -> None:
+    """Send a pending or importing dataset's import task again (recovery); safe to repeat."""
+    with transaction.atomic():
+        _queue_import(dataset)
+
+
+def _finished_word(state: str) -> str:
+    return {Dataset.State.READY: "finished", Dataset.State.FAILED: "failed"}.get(state, state)
+
+
+def _discard_upload(dataset: Dataset, *, keep_extracted: bool) -> None:
+    """Delete a stopped archive import's uploaded zip, and its extraction unless kept."""
+    if dataset.source_kind != Dataset.SourceKind.ARCHIVE:
+        return
+    archives = (Path(settings.MEDIA_ROOT) / "archives").resolve()
+    source = Path(dataset.source)
+    # Only files this app stored: a source path is never trusted beyond MEDIA_ROOT.
+    if source.resolve().is_relative_to(archives) and source.is_file():
+        source.unlink(missing_ok=True)
+        logger.info("deleted the uploaded archive of dataset %s", dataset.pk)
+    extracted = (Path(settings.MEDIA_ROOT) / "datasets").resolve()
+    root = Path(dataset.root_path)
+    if not keep_extracted and root.resolve().is_relative_to(extracted) and root.is_dir():
+        shutil.rmtree(root, ignore_errors=True)
+        logger.info("deleted the partial extraction of dataset %s", dataset.pk)

@@ -136,17 +136,25 @@ def _queue_job(job: PromptJob) -> None:
     from worker.tasks import run_prompt_job
 
     job_id = job.pk
+    PromptJob.objects.filter(pk=job_id).update(heartbeat_at=timezone.now())
     transaction.on_commit(lambda: run_prompt_job.delay(job_id))
 
 
+JOB_ACTIVE_STATES = (PromptJob.State.PENDING, PromptJob.State.RUNNING)
+
+
 def prompt_job_run(*, job_id: int, clip_provider=None) -> PromptJob:
-    """Run a queued prompt job once; a finished job is left alone (safe to run twice)."""
+    """Run a queued prompt job once; a finished job is left alone (safe to run twice).
+
+    A job cancelled while it runs drops its result: the version it made is deleted.
+    """
     with transaction.atomic():
         job = PromptJob.objects.select_for_update().get(pk=job_id)
-        if job.state in (PromptJob.State.SUCCEEDED, PromptJob.State.FAILED):
-            return job
+        if job.state not in JOB_ACTIVE_STATES:
+            return job  # finished, failed or cancelled
         job.state = PromptJob.State.RUNNING
-        job.save(update_fields=["state"])
+        job.heartbeat_at = timezone.now()
+        job.save(update_fields=["state", "heartbeat_at"])
     try:
         if job.kind == PromptJob.Kind.ZERO_SHOT:
             if clip_provider is None:
@@ -174,20 +182,80 @@ def prompt_job_run(*, job_id: int, clip_provider=None) -> PromptJob:
                 created_by=job.created_by,
             )
     except ValidationFailed as exc:
-        PromptJob.objects.filter(pk=job.pk).update(
+        PromptJob.objects.filter(pk=job.pk, state=PromptJob.State.RUNNING).update(
             state=PromptJob.State.FAILED, error=exc.message, finished_at=timezone.now()
         )
         job.refresh_from_db()
-        if "policy" in (job.options or {}):
+        if "policy" in (job.options or {}) and job.state == PromptJob.State.FAILED:
             job = prompt_policy_apply(job_id=job.pk)
         return job
-    PromptJob.objects.filter(pk=job.pk).update(
-        state=PromptJob.State.SUCCEEDED, result=version, finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        locked = PromptJob.objects.select_for_update().get(pk=job.pk)
+        if locked.state != PromptJob.State.RUNNING:
+            # Cancelled while it ran: nobody wants the version any more.
+            version.delete()
+            logger.info("prompt job %s was %s: its result is dropped", job.pk, locked.state)
+            return locked
+        locked.state = PromptJob.State.SUCCEEDED
+        locked.result = version
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["state", "result", "finished_at"])
     job.refresh_from_db()
     if "policy" in (job.options or {}):
         job = prompt_policy_apply(job_id=job.pk)
     return job
+
+
+def prompt_job_cancel(*, job: PromptJob) -> PromptJob:
+    """Stop a pending or running job; cancelling a cancelled job again changes nothing.
+
+    A worker running it finishes its computation and then drops the result.
+    """
+    with transaction.atomic():
+        locked = PromptJob.objects.select_for_update().get(pk=job.pk)
+        if locked.state == PromptJob.State.CANCELLED:
+            return locked
+        if locked.state not in JOB_ACTIVE_STATES:
+            raise StateConflict(
+                f"Prompt job #{locked.pk} has already {locked.state}; only a pending or "
+                "running job can be cancelled."
+            )
+        locked.state = PromptJob.State.CANCELLED
+        locked.error = "Cancelled by an admin."
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["state", "error", "finished_at"])
+    logger.info("prompt job %s cancelled", locked.pk)
+    return locked
+
+
+def prompt_job_resume(*, job: PromptJob) -> PromptJob:
+    """Run a cancelled or failed job again from the start (it has no partial result)."""
+    with transaction.atomic():
+        locked = PromptJob.objects.select_for_update().get(pk=job.pk)
+        if locked.state not in (PromptJob.State.CANCELLED, PromptJob.State.FAILED):
+            raise StateConflict(
+                f"Prompt job #{locked.pk} is {locked.state}; only a cancelled or failed job "
+                "can be resumed."
+            )
+        options = dict(locked.options or {})
+        if "policy" in options:
+            # An auto-retrain job is judged again when the re-run ends.
+            policy = options["policy"] or {}
+            options["policy"] = {k: v for k, v in policy.items() if k == "trigger_verdicts"}
+        locked.options = options
+        locked.state = PromptJob.State.PENDING
+        locked.error = ""
+        locked.finished_at = None
+        locked.save(update_fields=["options", "state", "error", "finished_at"])
+        _queue_job(locked)
+    locked.refresh_from_db()
+    return locked
+
+
+def prompt_job_requeue(*, job: PromptJob) -> None:
+    """Send a pending or running job's task again (recovery of a lost task)."""
+    with transaction.atomic():
+        _queue_job(job)
 
 
 def prompt_version_create_zero_shot(

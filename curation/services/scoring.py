@@ -4,6 +4,11 @@ A chunk is the unit of work of one Celery task. Processing a chunk twice (a
 redelivered task after a killed worker) is harmless: embeddings and scores are
 upserts, and the chunk's counters are added to the run only in the transaction
 that moves the chunk to DONE.
+
+A run can be cancelled and resumed (scoring_run_cancel, scoring_run_resume). A worker
+mid-chunk when the run is cancelled re-checks the run's state under its row lock in the
+chunk's final transaction and rolls its writes back, so it never resurrects the run; the
+chunk stays PENDING and a resume queues it again.
 """
 
 from __future__ import annotations
@@ -42,6 +47,14 @@ logger = logging.getLogger(__name__)
 
 # Returns the loaded CLIP model for a model key (the worker keeps one per process).
 ClipProvider = Callable[[str], ClipModel]
+
+# States a chunk's work is thrown away in: nobody wants its result any more.
+STOPPED_STATES = (ScoringRun.State.FAILED, ScoringRun.State.CANCELLED)
+ACTIVE_STATES = (ScoringRun.State.PENDING, ScoringRun.State.RUNNING)
+
+
+class RunStopped(Exception):
+    """Raised inside a chunk's final transaction to roll it back: the run was cancelled."""
 
 
 class ChunkImage(NamedTuple):
@@ -106,6 +119,7 @@ def scoring_run_start(
             total=len(image_ids),
             chunks_total=(len(image_ids) + chunk_size - 1) // chunk_size,
             created_by=created_by,
+            heartbeat_at=timezone.now(),
         )
         run.full_clean()
         run.save()
@@ -123,14 +137,16 @@ def scoring_run_start(
     return run
 
 
-def _queue_run(run: ScoringRun) -> None:
+def _queue_run(run: ScoringRun, *, chunk_ids: list[int] | None = None) -> None:
+    """Send the run's tasks when the transaction commits: all its chunks, or chunk_ids."""
     from worker.tasks import rescore_run, score_chunk
 
     run_id = run.pk
     if run.kind == ScoringRun.Kind.RESCORE:
         transaction.on_commit(lambda: rescore_run.delay(run_id))
         return
-    chunk_ids = list(run.chunks.values_list("id", flat=True))
+    if chunk_ids is None:
+        chunk_ids = list(run.chunks.values_list("id", flat=True))
     transaction.on_commit(lambda: [score_chunk.delay(chunk_id) for chunk_id in chunk_ids])
 
 
@@ -150,12 +166,14 @@ def scoring_chunk_process(
         pk=chunk_id
     )
     run = chunk.run
-    if chunk.state == ScoringChunk.State.DONE or run.state == ScoringRun.State.FAILED:
+    if chunk.state == ScoringChunk.State.DONE or run.state in STOPPED_STATES:
         return chunk
+    now = timezone.now()
     ScoringChunk.objects.filter(pk=chunk.pk).update(attempts=F("attempts") + 1)
     ScoringRun.objects.filter(pk=run.pk, state=ScoringRun.State.PENDING).update(
-        state=ScoringRun.State.RUNNING, started_at=timezone.now()
+        state=ScoringRun.State.RUNNING, started_at=now
     )
+    ScoringRun.objects.filter(pk=run.pk).update(heartbeat_at=now)
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -191,10 +209,51 @@ def scoring_chunk_process(
     timings["score"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    try:
+        locked = _write_chunk(
+            chunk=chunk,
+            run=run,
+            images=images,
+            scored_ids=scored_ids,
+            probabilities=probabilities,
+            failures=failures,
+            encoded=encoded,
+            timings=timings,
+            started=started,
+            t0=t0,
+        )
+    except RunStopped as stopped:
+        # The run was cancelled while this chunk ran: its writes were rolled back and the
+        # chunk stays PENDING for a resume.
+        logger.info("run %s chunk %s: result dropped, the run is %s", run.pk, chunk.index, stopped)
+        chunk.refresh_from_db()
+        return chunk
+    return locked
+
+
+def _write_chunk(
+    *,
+    chunk: ScoringChunk,
+    run: ScoringRun,
+    images: list[ChunkImage],
+    scored_ids: list[int],
+    probabilities: list[float],
+    failures: dict[str, str],
+    encoded: int,
+    timings: dict[str, float],
+    started: float,
+    t0: float,
+) -> ScoringChunk:
+    """The chunk's final transaction: scores, review items, DONE and the run's counters."""
     with transaction.atomic():
         locked = ScoringChunk.objects.select_for_update().get(pk=chunk.pk)
         if locked.state == ScoringChunk.State.DONE:
             return locked  # a duplicate delivery finished first
+        # Cheap early look (no lock) so a cancelled run skips the writes; the locked
+        # re-check in _add_chunk_to_run is the one that counts.
+        state = ScoringRun.objects.values_list("state", flat=True).get(pk=run.pk)
+        if state == ScoringRun.State.CANCELLED:
+            raise RunStopped(state)
         _upsert_scores(run_id=run.pk, image_ids=scored_ids, probabilities=probabilities)
         timings["write_scores"] = time.perf_counter() - t0
         from reviewer.services import review_items_sync
@@ -336,6 +395,10 @@ def _add_chunk_to_run(
     *, run_id: int, processed: int, failed: int, flagged: int, encoded: int, timings: dict
 ) -> None:
     run = ScoringRun.objects.select_for_update().get(pk=run_id)
+    if run.state == ScoringRun.State.CANCELLED:
+        # Cancelled since the chunk started: roll the whole chunk back. (A failed run keeps
+        # the chunk: a resume then has one chunk fewer to redo.)
+        raise RunStopped(run.state)
     run.processed += processed
     run.failed += failed
     run.flagged += flagged
@@ -345,23 +408,100 @@ def _add_chunk_to_run(
     for stage, seconds in timings.items():
         merged[stage] = round(merged.get(stage, 0.0) + seconds, 4)
     run.timings = merged
+    run.heartbeat_at = timezone.now()
     if run.chunks_done >= run.chunks_total and run.state != ScoringRun.State.FAILED:
         run.state = ScoringRun.State.SUCCEEDED
-        run.finished_at = timezone.now()
+        run.finished_at = run.heartbeat_at
     run.save()
 
 
 def scoring_run_fail(*, run_id: int, chunk_id: int | None, reason: str) -> None:
-    """Mark a run failed for good (a chunk exhausted its retries or cannot run at all)."""
+    """Mark a run failed for good (a chunk exhausted its retries or cannot run at all).
+
+    A cancelled run stays cancelled: the failure of a chunk that was still running does
+    not overwrite the admin's decision.
+    """
     with transaction.atomic():
         if chunk_id is not None:
             ScoringChunk.objects.filter(pk=chunk_id).exclude(state=ScoringChunk.State.DONE).update(
                 state=ScoringChunk.State.FAILED, error=reason[:5000]
             )
-        ScoringRun.objects.filter(pk=run_id).exclude(state=ScoringRun.State.SUCCEEDED).update(
-            state=ScoringRun.State.FAILED, error=reason[:5000], finished_at=timezone.now()
-        )
+        ScoringRun.objects.filter(pk=run_id).exclude(
+            state__in=[ScoringRun.State.SUCCEEDED, ScoringRun.State.CANCELLED]
+        ).update(state=ScoringRun.State.FAILED, error=reason[:5000], finished_at=timezone.now())
     logger.error("run %s failed: %s", run_id, reason)
+
+
+def scoring_run_cancel(*, run: ScoringRun) -> ScoringRun:
+    """Stop a pending or running run; cancelling a cancelled run again changes nothing.
+
+    Queued chunk tasks stay in the queue and do nothing when they arrive; a chunk a worker
+    is processing now drops its result (see the module docstring). Done chunks, their
+    scores and their review items are kept.
+    """
+    with transaction.atomic():
+        locked = ScoringRun.objects.select_for_update().get(pk=run.pk)
+        if locked.state == ScoringRun.State.CANCELLED:
+            return locked
+        if locked.state not in ACTIVE_STATES:
+            raise StateConflict(
+                f"Run #{locked.pk} has already {locked.state}; only a pending or running run "
+                "can be cancelled."
+            )
+        locked.state = ScoringRun.State.CANCELLED
+        locked.error = "Cancelled by an admin."
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["state", "error", "finished_at"])
+    logger.info(
+        "run %s cancelled at %s/%s chunks", locked.pk, locked.chunks_done, locked.chunks_total
+    )
+    return locked
+
+
+def scoring_run_resume(*, run: ScoringRun) -> ScoringRun:
+    """Queue a cancelled or failed run's chunks that are not done; the done ones are kept.
+
+    Failed chunks go back to PENDING with their attempts and error cleared.
+    """
+    with transaction.atomic():
+        # Chunks before the run, the order a worker's final transaction locks them in.
+        ScoringChunk.objects.filter(run_id=run.pk, state=ScoringChunk.State.FAILED).update(
+            state=ScoringChunk.State.PENDING, attempts=0, error=""
+        )
+        locked = ScoringRun.objects.select_for_update().get(pk=run.pk)
+        if locked.state not in (ScoringRun.State.CANCELLED, ScoringRun.State.FAILED):
+            raise StateConflict(
+                f"Run #{locked.pk} is {locked.state}; only a cancelled or failed run can be "
+                "resumed."
+            )
+        chunk_ids = list(
+            locked.chunks.filter(state=ScoringChunk.State.PENDING).values_list("id", flat=True)
+        )
+        now = timezone.now()
+        locked.error = ""
+        locked.heartbeat_at = now
+        if not chunk_ids:
+            # Every chunk finished before the stop: nothing left to run.
+            locked.state = ScoringRun.State.SUCCEEDED
+            locked.finished_at = now
+        else:
+            locked.state = (
+                ScoringRun.State.RUNNING if locked.started_at else ScoringRun.State.PENDING
+            )
+            locked.finished_at = None
+            _queue_run(locked, chunk_ids=chunk_ids)
+        locked.save(update_fields=["state", "error", "heartbeat_at", "finished_at"])
+    logger.info("run %s resumed: %s chunks queued", locked.pk, len(chunk_ids))
+    return locked
+
+
+def scoring_run_requeue(*, run: ScoringRun, chunk_ids: list[int]) -> None:
+    """Send the tasks of an active run again (recovery of lost tasks); safe to repeat."""
+    with transaction.atomic():
+        ScoringRun.objects.filter(pk=run.pk, state__in=ACTIVE_STATES).update(
+            heartbeat_at=timezone.now()
+        )
+        _queue_run(run, chunk_ids=chunk_ids)
 
 
 def scoring_run_rescore(*, run_id: int) -> ScoringRun:
@@ -369,5 +509,7 @@ def scoring_run_rescore(*, run_id: int) -> ScoringRun:
     for chunk_id in ScoringChunk.objects.filter(
         run_id=run_id, state=ScoringChunk.State.PENDING
     ).values_list("id", flat=True):
+        if ScoringRun.objects.filter(pk=run_id, state__in=STOPPED_STATES).exists():
+            break  # cancelled between chunks: stop at once
         scoring_chunk_process(chunk_id=chunk_id, clip_provider=None)
     return ScoringRun.objects.get(pk=run_id)

@@ -290,7 +290,13 @@ def fetch_url(
             if response.status != 200:
                 raise UrlFetchError(f"HTTP {response.status} {response.reason}".strip())
             declared = response.getheader("Content-Length")
-            if declared and declared.isdigit() and int(declared) > limits.max_bytes:
+            # isascii: str.isdigit() accepts "²", which int() refuses.
+            if (
+                declared
+                and declared.isascii()
+                and declared.isdigit()
+                and int(declared) > limits.max_bytes
+            ):
                 raise UrlFetchError(
                     f"too large: {declared} bytes declared > limit {limits.max_bytes}"
                 )

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from curation.api.ids import IdField, IdRelatedField, parse_id_param
 from curation.api.permissions import IsCurationAdmin
 from curation.models import Dataset, Image, PromptVersion
 from curation.selectors import datasets_visible_to, visible_dataset_ids
@@ -177,7 +178,7 @@ class QueueQuery(serializers.Serializer):
     class Meta:
         ref_name = "ReviewQueueQuery"
 
-    dataset = serializers.IntegerField(required=False, min_value=1)
+    dataset = IdField(required=False)
     mode = serializers.ChoiceField(choices=QUEUE_MODES, default="score")
     score_min = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
     score_max = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
@@ -246,6 +247,18 @@ class ReviewBatchApi(APIView):
         return Response({"items": _items_response_data(items, request=request, mode=mode)})
 
 
+class SkippedPropagationOutput(serializers.Serializer):
+    """An image a verdict did not propagate to, and why."""
+
+    class Meta:
+        ref_name = "ReviewSkippedPropagation"
+
+    image_id = serializers.IntegerField()
+    item_id = serializers.IntegerField()
+    # e.g. "held by another reviewer until <time>", "needs 2 independent verdicts".
+    reason = serializers.CharField()
+
+
 class ReviewDecisionApi(APIView):
     class InputSerializer(serializers.Serializer):
         class Meta:
@@ -253,19 +266,20 @@ class ReviewDecisionApi(APIView):
 
         verdict = serializers.ChoiceField(choices=Decision.Verdict.choices)
         category = serializers.CharField(required=False, allow_blank=True, max_length=100)
-        apply_to = serializers.ListField(
-            child=serializers.IntegerField(min_value=1), required=False, max_length=200
-        )
+        apply_to = serializers.ListField(child=IdField(), required=False, max_length=200)
 
     class OutputSerializer(serializers.ModelSerializer):
+        # The identical images and chosen near-duplicates that received the verdict, and
+        # those left alone (another reviewer holds them, or k > 1 verdicts are needed).
         propagated_image_ids = serializers.ListField(child=serializers.IntegerField())
+        skipped_propagation = SkippedPropagationOutput(many=True)
 
         class Meta:
             ref_name = "ReviewDecisionOutput"
             model = Decision
             fields = [
                 "id", "item", "image", "reviewer", "verdict", "category", "created_at",
-                "propagated_image_ids",
+                "propagated_image_ids", "skipped_propagation",
             ]  # fmt: skip
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
@@ -287,9 +301,7 @@ class ReviewBulkDecisionApi(APIView):
         class Meta:
             ref_name = "ReviewBulkDecisionInput"
 
-        item_ids = serializers.ListField(
-            child=serializers.IntegerField(min_value=1), min_length=1, max_length=200
-        )
+        item_ids = serializers.ListField(child=IdField(), min_length=1, max_length=200)
         verdict = serializers.ChoiceField(choices=Decision.Verdict.choices)
         category = serializers.CharField(required=False, allow_blank=True, max_length=100)
 
@@ -373,9 +385,7 @@ class ReviewLeasesReleaseApi(APIView):
         class Meta:
             ref_name = "ReviewLeasesReleaseInput"
 
-        item_ids = serializers.ListField(
-            child=serializers.IntegerField(min_value=1), required=False, max_length=MAX_BULK
-        )
+        item_ids = serializers.ListField(child=IdField(), required=False, max_length=MAX_BULK)
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
@@ -480,8 +490,10 @@ class DatasetReviewSettingsApi(APIView):
         categories = serializers.ListField(
             child=serializers.CharField(max_length=100), required=False, min_length=1
         )
-        auto_retrain_every = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-        pinned_version = serializers.PrimaryKeyRelatedField(
+        auto_retrain_every = serializers.IntegerField(
+            required=False, allow_null=True, min_value=1, max_value=2**31 - 1
+        )
+        pinned_version = IdRelatedField(
             queryset=PromptVersion.objects.all(), required=False, allow_null=True
         )
 
@@ -603,10 +615,8 @@ class DatasetReviewStatsApi(APIView):
     )
     def get(self, request: Request, dataset_id: int) -> Response:
         dataset = Dataset.objects.get(pk=dataset_id)
-        version_param = request.query_params.get("version", "")
-        version = (
-            PromptVersion.objects.get(pk=int(version_param)) if version_param.isdigit() else None
-        )
+        version_id = parse_id_param(request, "version")
+        version = PromptVersion.objects.get(pk=version_id) if version_id is not None else None
         stats = dataset_review_stats(dataset=dataset, version=version)
         return Response(
             {

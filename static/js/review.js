@@ -930,6 +930,11 @@
             if (propagated.length) {
               message += " Also applied to " + propagated.length + " other image" + (propagated.length === 1 ? "" : "s") + ".";
             }
+            // Copies another reviewer holds, or that need their own verdicts, were left alone.
+            var skipped = (result && result.skipped_propagation) || [];
+            if (skipped.length) {
+              message += " Not applied to " + skipped.length + (skipped.length === 1 ? " copy" : " copies") + " (" + skipped[0].reason + (skipped.length > 1 ? ", …" : "") + ").";
+            }
             return message;
           });
         }

@@ -153,6 +153,7 @@ def test_decision_shape_propagation_and_errors(reviewer_user, admin_user, dup_da
     assert set(body) == {
         "id", "item", "image", "reviewer", "verdict", "category", "created_at",
         "propagated_image_ids",
+        "skipped_propagation",
     }  # fmt: skip
     assert body["category"] == "weapons"
     assert body["propagated_image_ids"] == [images[1].pk, images[2].pk]

@@ -33,7 +33,8 @@ def test_settings_lock_after_five_failures_for_fifteen_minutes(settings):
     assert settings.AXES_ENABLED is True
     assert settings.AXES_FAILURE_LIMIT == 5
     assert pytest.approx(0.25) == settings.AXES_COOLOFF_TIME
-    assert settings.AXES_LOCKOUT_PARAMETERS == [["username", "ip_address"]]
+    # The pair, and the username over all addresses (tests/security/test_proxy_lockout.py).
+    assert settings.AXES_LOCKOUT_PARAMETERS == [["username", "ip_address"], "username"]
     assert settings.AUTHENTICATION_BACKENDS[0] == "axes.backends.AxesStandaloneBackend"
 
 

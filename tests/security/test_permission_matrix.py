@@ -51,6 +51,10 @@ ADMIN_ONLY_HTML = (LOGIN, 403, 403, 200)
 ADMIN_ONLY_FORM = (LOGIN, 403, 403, 400)
 ADMIN_ONLY_API = (401, 403, 403, 200)
 ADMIN_ONLY_POST = (401, 403, 403, 400)
+# Cancel / resume of a finished object: the permission passed, the state refused it (409).
+ADMIN_ONLY_STATE_ACTION = (401, 403, 403, 409)
+# The same from the browser: a redirect back with the refusal as a flash message.
+ADMIN_ONLY_HTML_ACTION = (LOGIN, 403, 403, 302)
 ANY_USER_API = (401, 200, 200, 200)
 OBJECT_API = (401, 404, 200, 200)
 
@@ -71,6 +75,12 @@ MATRIX: tuple[Case, ...] = (
     html("dataset-run-start", "post", ADMIN_ONLY_FORM, args=("dataset",)),
     html("dataset-train", "post", ADMIN_ONLY_FORM, args=("dataset",)),
     html("dataset-export", "post", ADMIN_ONLY_FORM, args=("dataset",)),
+    html("dataset-cancel-import", "post", ADMIN_ONLY_HTML_ACTION, args=("dataset",)),
+    html("dataset-resume-import", "post", ADMIN_ONLY_HTML_ACTION, args=("dataset",)),
+    html("run-cancel", "post", ADMIN_ONLY_HTML_ACTION, args=("run",)),
+    html("run-resume", "post", ADMIN_ONLY_HTML_ACTION, args=("run",)),
+    html("prompt-job-cancel", "post", ADMIN_ONLY_HTML_ACTION, args=("job",)),
+    html("prompt-job-resume", "post", ADMIN_ONLY_HTML_ACTION, args=("job",)),
     html(
         "dataset-reviewers",
         "post",
@@ -91,6 +101,8 @@ MATRIX: tuple[Case, ...] = (
     api("api-datasets", "post", ADMIN_ONLY_POST),
     api("api-dataset", "get", ADMIN_ONLY_API, args=("dataset",)),
     api("api-dataset-images", "get", ADMIN_ONLY_API, args=("dataset",)),
+    api("api-dataset-cancel-import", "post", ADMIN_ONLY_STATE_ACTION, args=("dataset",)),
+    api("api-dataset-resume-import", "post", ADMIN_ONLY_STATE_ACTION, args=("dataset",)),
     api("api-dataset-reviewers", "get", ADMIN_ONLY_API, args=("dataset",)),
     api(
         "api-dataset-reviewers",
@@ -102,6 +114,8 @@ MATRIX: tuple[Case, ...] = (
     api("api-runs", "get", ADMIN_ONLY_API),
     api("api-runs", "post", ADMIN_ONLY_POST),
     api("api-run", "get", ADMIN_ONLY_API, args=("run",)),
+    api("api-run-cancel", "post", ADMIN_ONLY_STATE_ACTION, args=("run",)),
+    api("api-run-resume", "post", ADMIN_ONLY_STATE_ACTION, args=("run",)),
     api("api-prompt-versions", "get", ADMIN_ONLY_API),
     api("api-prompt-versions-import", "post", (401, 403, 403, 415)),  # multipart only
     api("api-prompt-version", "get", ADMIN_ONLY_API, args=("version",)),
@@ -109,6 +123,8 @@ MATRIX: tuple[Case, ...] = (
     api("api-prompt-jobs", "get", ADMIN_ONLY_API),
     api("api-prompt-jobs", "post", ADMIN_ONLY_POST),
     api("api-prompt-job", "get", ADMIN_ONLY_API, args=("job",)),
+    api("api-prompt-job-cancel", "post", ADMIN_ONLY_STATE_ACTION, args=("job",)),
+    api("api-prompt-job-resume", "post", ADMIN_ONLY_STATE_ACTION, args=("job",)),
     api("api-exports", "get", ADMIN_ONLY_API),
     api("api-exports", "post", ADMIN_ONLY_POST),
     api("api-export", "get", ADMIN_ONLY_API, args=("export",)),

@@ -54,7 +54,7 @@ class Command(BaseCommand):
 
             follow_row(
                 read=read,
-                finished=lambda state: state in (Dataset.State.READY, Dataset.State.FAILED),
+                finished=lambda s: s not in (Dataset.State.PENDING, Dataset.State.IMPORTING),
                 description="importing",
             )
         else:
@@ -67,8 +67,8 @@ class Command(BaseCommand):
 
                 dataset = dataset_import(dataset_id=dataset.pk, progress=progress)
         dataset.refresh_from_db()
-        if dataset.state == Dataset.State.FAILED:
-            raise CommandError(f"Import failed: {dataset.error}")
+        if dataset.state != Dataset.State.READY:
+            raise CommandError(f"Import {dataset.state}: {dataset.error}")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Imported {dataset.processed - dataset.failed} images; "

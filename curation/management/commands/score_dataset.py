@@ -58,7 +58,7 @@ class Command(BaseCommand):
 
             follow_row(
                 read=read,
-                finished=lambda s: s in (ScoringRun.State.SUCCEEDED, ScoringRun.State.FAILED),
+                finished=lambda s: s not in (ScoringRun.State.PENDING, ScoringRun.State.RUNNING),
                 description="scoring",
             )
         else:

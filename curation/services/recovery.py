@@ -1,0 +1,195 @@
+"""Find work whose Celery task was lost and queue it again.
+
+Tasks live in Redis; a crash of the embedded Redis (or a flushed database) loses them
+while the rows stay `pending` / `running` / `importing` for ever. recover_stalled_work
+re-queues the work of a row when both hold:
+
+1. The row showed no sign of life for `stall_seconds` (Q16_STALL_SECONDS, default 600):
+   its `heartbeat_at` (set when it is queued, when a chunk starts or finishes, after every
+   import batch, when a prompt job starts) or, for rows older than the field, its start.
+2. No task for it is anywhere Celery keeps tasks: not waiting in the broker's queues, not
+   delivered-but-unacknowledged (the Redis transport's `unacked` hash, which it restores
+   after a crash), and not active, reserved or scheduled on a worker (`inspect()`).
+
+Rule 2 is what keeps healthy work from running twice: a run queued behind hours of other
+work waits in the broker queue; a slow chunk is active on its worker. Rule 1 covers the
+moments in between (a task taken off the queue and not yet reported by its worker), and a
+worker that does not answer `inspect()` in time. Were a chunk run twice all the same, that
+would be harmless (see curation.services.scoring); a prompt job would make one version
+too many. When the broker cannot be read at all, nothing is re-queued.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from curation.models import Dataset, PromptJob, ScoringChunk, ScoringRun
+from curation.services.datasets import dataset_import_requeue
+from curation.services.prompts import prompt_job_requeue
+from curation.services.scoring import scoring_run_requeue
+
+logger = logging.getLogger(__name__)
+
+# Task names by what they take the id of (worker/tasks.py).
+SCORE_CHUNK = "worker.tasks.score_chunk"
+RESCORE_RUN = "worker.tasks.rescore_run"
+IMPORT_DATASET = "worker.tasks.import_dataset"
+RUN_PROMPT_JOB = "worker.tasks.run_prompt_job"
+INSPECT_TIMEOUT = 2.0
+
+
+@dataclass
+class LiveTasks:
+    """The first argument (an id) of every task Celery holds, by task name."""
+
+    ids: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+
+    def add(self, name: str | None, args) -> None:
+        if isinstance(args, str):  # older workers report args as their repr
+            try:
+                args = json.loads(args.replace("(", "[").replace(",)", "]").replace(")", "]"))
+            except ValueError:
+                return
+        if name and args and isinstance(args, list | tuple) and isinstance(args[0], int):
+            self.ids[name].add(args[0])
+
+    def holds(self, name: str, object_id: int) -> bool:
+        return object_id in self.ids.get(name, set())
+
+
+@dataclass
+class RecoveryReport:
+    runs: dict[int, int] = field(default_factory=dict)  # run id -> tasks re-queued
+    datasets: list[int] = field(default_factory=list)
+    jobs: list[int] = field(default_factory=list)
+    skipped: str = ""  # why nothing was looked at
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.datasets or self.jobs)
+
+
+def live_tasks(*, app=None, inspect_timeout: float = INSPECT_TIMEOUT) -> LiveTasks:
+    """Every task in the broker (queued or unacknowledged) and on the workers.
+
+    The broker is read before the workers are asked, so a task moving from one to the other
+    meanwhile is seen at least once. Raises when the broker cannot be reached.
+    """
+    if app is None:
+        from celery import current_app as app
+    live = LiveTasks()
+    _broker_tasks(app, live)
+    inspector = app.control.inspect(timeout=inspect_timeout)
+    for method in ("active", "reserved", "scheduled"):
+        for requests in (getattr(inspector, method)() or {}).values():
+            for entry in requests or []:
+                request = entry.get("request", entry) if method == "scheduled" else entry
+                live.add(request.get("name") or request.get("type"), request.get("args"))
+    return live
+
+
+def _broker_tasks(app, live: LiveTasks) -> None:
+    with app.connection_for_read() as connection:
+        if connection.transport.driver_type != "redis":
+            return  # an in-memory broker (tests, eager mode) loses nothing worth finding
+        channel = connection.default_channel
+        client = channel.client
+        queues = {queue.name for queue in app.amqp.queues.values()} or {"celery"}
+        for queue in queues:
+            for priority in channel.priority_steps:
+                key = channel._q_for_pri(queue, priority)
+                for raw in client.lrange(key, 0, -1):
+                    _add_message(live, raw)
+        for raw in client.hvals(channel.unacked_key):
+            try:
+                message = json.loads(raw)[0]
+            except (ValueError, IndexError, TypeError):
+                continue
+            _add_message(live, message)
+
+
+def _add_message(live: LiveTasks, raw) -> None:
+    """A kombu message (JSON text or decoded) of Celery's task protocol 2."""
+    try:
+        message = json.loads(raw) if isinstance(raw, str | bytes) else raw
+        headers = message.get("headers") or {}
+        body = message.get("body")
+        if (message.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0] if body else headers.get("argsrepr")
+    except (ValueError, TypeError, AttributeError, IndexError):
+        return
+    live.add(headers.get("task"), args)
+
+
+def recover_stalled_work(
+    *, stall_seconds: int | None = None, live: LiveTasks | None = None
+) -> RecoveryReport:
+    """Re-queue the stalled runs, imports and prompt jobs whose tasks were lost (see above)."""
+    stall = settings.Q16_STALL_SECONDS if stall_seconds is None else stall_seconds
+    cutoff = timezone.now() - timedelta(seconds=stall)
+    report = RecoveryReport()
+    stalled_runs = list(
+        ScoringRun.objects.filter(state__in=[ScoringRun.State.PENDING, ScoringRun.State.RUNNING])
+        .annotate(alive_at=Coalesce("heartbeat_at", "started_at", "created_at"))
+        .filter(alive_at__lt=cutoff)
+    )
+    stalled_datasets = list(
+        Dataset.objects.filter(state__in=[Dataset.State.PENDING, Dataset.State.IMPORTING])
+        .annotate(alive_at=Coalesce("heartbeat_at", "import_started_at", "created_at"))
+        .filter(alive_at__lt=cutoff)
+    )
+    stalled_jobs = list(
+        PromptJob.objects.filter(state__in=[PromptJob.State.PENDING, PromptJob.State.RUNNING])
+        .annotate(alive_at=Coalesce("heartbeat_at", F("created_at")))
+        .filter(alive_at__lt=cutoff)
+    )
+    if not (stalled_runs or stalled_datasets or stalled_jobs):
+        return report
+    if live is None:
+        try:
+            live = live_tasks()
+        except Exception as exc:  # the broker is down: re-queueing now would be blind
+            logger.warning("recovery skipped: cannot see the queued tasks (%s)", exc)
+            report.skipped = f"cannot see the queued tasks: {exc}"
+            return report
+
+    for run in stalled_runs:
+        if run.kind == ScoringRun.Kind.RESCORE:
+            lost = [] if live.holds(RESCORE_RUN, run.pk) else [run.pk]
+        else:
+            lost = [
+                chunk_id
+                for chunk_id in run.chunks.filter(state=ScoringChunk.State.PENDING).values_list(
+                    "id", flat=True
+                )
+                if not live.holds(SCORE_CHUNK, chunk_id)
+            ]
+        if lost:
+            scoring_run_requeue(run=run, chunk_ids=lost)
+            report.runs[run.pk] = len(lost)
+    for dataset in stalled_datasets:
+        if not live.holds(IMPORT_DATASET, dataset.pk):
+            dataset_import_requeue(dataset=dataset)
+            report.datasets.append(dataset.pk)
+    for job in stalled_jobs:
+        if not live.holds(RUN_PROMPT_JOB, job.pk):
+            prompt_job_requeue(job=job)
+            report.jobs.append(job.pk)
+    if report:
+        logger.warning(
+            "recovered lost work: runs %s (chunks re-queued), datasets %s, prompt jobs %s",
+            report.runs,
+            report.datasets,
+            report.jobs,
+        )
+    return report
