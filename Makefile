@@ -55,16 +55,16 @@ install: $(STAMP) ## Create .venv and install the project (skipped when up to da
 # --- Running ------------------------------------------------------------------------------
 
 run: $(STAMP) ## Start everything on http://127.0.0.1:8000 (Ctrl-C stops it)
-	$(PY) -m config.stack
+	$(PY) -m stack
 
 migrate: $(STAMP) ## Apply database migrations to the embedded (or DATABASE_URL) database
-	$(PY) -m config.stack manage migrate --noinput
+	$(PY) -m stack manage migrate --noinput
 
 worker: $(STAMP) ## Run one Celery worker alone (REDIS_URL, or a running `make run`'s Redis)
-	$(PY) -m config.stack worker
+	$(PY) -m stack worker
 
 web: $(STAMP) ## Run the web server alone (gunicorn on Q16_HOST:Q16_PORT)
-	$(PY) -m config.stack web
+	$(PY) -m stack web
 
 # --- Checks -----------------------------------------------------------------------------------
 
@@ -77,9 +77,14 @@ test: $(STAMP) ## Start PostgreSQL/Redis/Chromium if needed and run pytest (PYTE
 	@mkdir -p "$(TEST_DATA_DIR)"
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff check and mypy
+# makemigrations reads the test settings but needs no running database: an empty in-memory
+# SQLite one answers its history check (lint runs before `make test` starts PostgreSQL).
+lint: $(STAMP) ## ruff check and format, mypy (pyproject.toml), no model change without a migration
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	SECRET_KEY='$(TEST_SECRET_KEY)' REDIS_URL='$(TEST_REDIS_URL)' Q16_DATA_DIR='$(TEST_DATA_DIR)' \
+		DATABASE_URL='sqlite://:memory:' $(PY) manage.py makemigrations --check --dry-run
 
 # Extra arguments for the benchmarks, e.g. make bench BENCH_ARGS=--quick
 BENCH_ARGS ?=

@@ -49,7 +49,7 @@ def _prepare(n_images: int, n_reviewers: int) -> dict:
     from rest_framework.authtoken.models import Token
 
     from curation.models import Dataset, Image, PromptVersion, Score, ScoringRun
-    from reviewer.services import review_items_sync
+    from reviewer.services.items import review_items_sync
     from worker.engine.store import prompts_to_bytes
 
     user_model = get_user_model()
@@ -60,7 +60,7 @@ def _prepare(n_images: int, n_reviewers: int) -> dict:
         root_path="/bench", state=Dataset.State.READY, total=n_images, processed=n_images,
     )  # fmt: skip
     try:
-        from curation.models import DatasetAssignment  # type: ignore[attr-defined]
+        from curation.models import DatasetAssignment
 
         DatasetAssignment.objects.bulk_create(
             DatasetAssignment(dataset=dataset, user=user) for user in reviewers

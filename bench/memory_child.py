@@ -28,9 +28,10 @@ def main() -> int:
     djangoenv.setup(work, fresh=False)
 
     from curation.models import Dataset, Embedding
+    from curation.services.chunks import scoring_chunk_process
     from curation.services.datasets import dataset_create_from_folder, dataset_import
-    from curation.services.prompts import prompt_version_create_zero_shot
-    from curation.services.scoring import scoring_chunk_process, scoring_run_start
+    from curation.services.prompt_zero_shot import prompt_version_create_zero_shot
+    from curation.services.scoring import scoring_run_start
     from worker.engine.clip import ModelSpec, build_random_checkpoint, load_clip
 
     checkpoint = work / "models" / f"{args.model}-random-seed0.pt"

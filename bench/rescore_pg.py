@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="q16-rescore-pg-") as data_dir:
             setup_django(database_url_for(admin_url, args.db), Path(data_dir))
-            from bench.run import bench_rescore_service
+            from bench.rescore import bench_rescore_service
 
             result = bench_rescore_service(args.n, 512, threshold=args.threshold)
             from django.db import connections

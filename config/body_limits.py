@@ -30,10 +30,11 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable
+from typing import BinaryIO, cast
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
-from django.core.handlers.wsgi import LimitedStream
+from django.core.handlers.wsgi import LimitedStream, WSGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.template import engines
@@ -53,6 +54,8 @@ FORM_OVERHEAD_BYTES = 2**20
 # Leading bytes of a zip: a local file header, or the end record of an empty archive.
 ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
 READ_CHUNK = 64 * 2**10
+# The request attribute where ArchiveUploadHandler leaves a refusal for the middleware.
+REFUSAL_ATTRIBUTE = "_q16_refusal"
 
 REFUSAL_PAGE = """{% extends "base.html" %}
 {% block title %}{{ title }}{% endblock %}
@@ -83,6 +86,8 @@ class ArchiveUploadHandler(FileUploadHandler):
     """First upload handler on the dataset-creation endpoints. The ``archive`` file must
     start like a zip and stay within ``max_bytes``, checked on each chunk as it arrives; the
     other files and fields pass through untouched (the next handlers store them)."""
+
+    request: HttpRequest  # always given (the base class allows None)
 
     def __init__(self, request: HttpRequest, *, max_bytes: int) -> None:
         super().__init__(request)
@@ -124,7 +129,7 @@ class ArchiveUploadHandler(FileUploadHandler):
             partial = getattr(handler, "file", None)
             if handler is not self and partial is not None:
                 partial.close()
-        self.request._q16_refusal = (status, message)
+        setattr(self.request, REFUSAL_ATTRIBUTE, (status, message))
         raise UploadRefused(status, message)
 
 
@@ -149,7 +154,7 @@ class RequestBodyLimitMiddleware:
         if refused is not None:
             return refused
         response = self.get_response(request)
-        refusal = getattr(request, "_q16_refusal", None)
+        refusal = getattr(request, REFUSAL_ATTRIBUTE, None)
         if refusal is not None:
             return refusal_response(request, *refusal)
         return response
@@ -183,10 +188,14 @@ class RequestBodyLimitMiddleware:
             f"The request body is larger than the {_mib(limit)} this address accepts.",
         )
 
-    def _read_chunked(self, request: HttpRequest, limit: int, *, archive: bool):
+    def _read_chunked(
+        self, request: HttpRequest, limit: int, *, archive: bool
+    ) -> HttpResponse | None:
         """Read a body of unknown size up to the limit, or refuse it."""
-        stream = request.environ.get("wsgi.input")
-        if archive or not request.environ.get("wsgi.input_terminated") or stream is None:
+        # Only a WSGI server can say it de-chunked the body; anywhere else it must be sized.
+        environ = request.environ if isinstance(request, WSGIRequest) else {}
+        stream = environ.get("wsgi.input")
+        if archive or not environ.get("wsgi.input_terminated") or stream is None:
             return refusal_response(
                 request, 411, "Send the size of the body (a Content-Length header)."
             )
@@ -201,7 +210,8 @@ class RequestBodyLimitMiddleware:
         # Hand the body on as if it had come with a Content-Length (Django reads no body
         # without one): the WSGI request reads from `_stream` and sizes it from META.
         request.META["CONTENT_LENGTH"] = str(len(body))
-        request._stream = LimitedStream(io.BytesIO(bytes(body)), len(body))
+        # The stubs type `_stream` as BinaryIO; WSGIRequest itself puts a LimitedStream there.
+        request._stream = cast(BinaryIO, LimitedStream(io.BytesIO(bytes(body)), len(body)))
         return None
 
 

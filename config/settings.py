@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "csp",
     "curation",
     "reviewer",
+    "labels",
     "worker",
 ]
 

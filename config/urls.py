@@ -6,7 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from curation.api.token_views import obtain_auth_token
 from curation.media import image_file, image_thumbnail
-from reviewer.api.views import DatasetReviewStatsApi, ImageHistoryApi
+from reviewer.api.decisions import ImageHistoryApi
+from reviewer.api.stats import DatasetReviewStatsApi
 
 urlpatterns = [
     path("django-admin/", admin.site.urls),

@@ -23,3 +23,14 @@ class StateConflict(DomainError):
 
 class NotAllowed(DomainError):
     status_code = 403
+
+
+def full_clean_or_fail(instance: object) -> None:
+    """Run a model instance's field validators; their messages become one ValidationFailed."""
+    from django.core.exceptions import ValidationError
+
+    try:
+        instance.full_clean()  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        messages = [f"{field}: {'; '.join(errs)}" for field, errs in exc.message_dict.items()]
+        raise ValidationFailed(" ".join(messages)) from exc

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django import forms
 from django.conf import settings
 
 from curation.api.ids import parse_id
 from curation.models import Dataset, Export, PromptVersion
-from curation.selectors import prompt_version_list
-from curation.services.prompts import PAPER_APPROPRIATE, PAPER_INAPPROPRIATE
+from curation.selectors import datasets_visible_to, prompt_version_list, reviewer_candidates
+from curation.services.prompt_jobs import PAPER_APPROPRIATE, PAPER_INAPPROPRIATE
+from curation.validators import validate_threshold
+from worker.engine.tuning_config import (
+    DEFAULT_HELDOUT_FRACTION,
+    HELDOUT_FRACTION_BOUNDS,
+    TUNING_BOUNDS,
+    TUNING_DEFAULTS,
+)
 
 MAX_PROMPT_FILE_BYTES = 16 * 2**20
 MAX_PROMPT_TEXTS = 50
@@ -50,6 +59,11 @@ class PromptVersionChoiceField(IdChoiceField):
         return f"#{obj.pk} {obj.name}{active}"
 
 
+def _model_choices(form: forms.Form, name: str) -> forms.ModelChoiceField[Any]:
+    """The (multiple) model choice field `name` of `form`, whose `fields` are plain Fields."""
+    return cast("forms.ModelChoiceField[Any]", form.fields[name])
+
+
 def _lines(value: str) -> list[str]:
     return [line.strip() for line in value.splitlines() if line.strip()]
 
@@ -82,8 +96,9 @@ class DatasetCreateForm(forms.Form):
             raise forms.ValidationError("Upload a .zip archive.")
         return archive
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         has_folder = bool(cleaned.get("folder", "").strip())
         has_archive = bool(cleaned.get("archive"))
         has_urls = bool(cleaned.get("urls", "").strip())
@@ -102,22 +117,32 @@ class ScoringRunForm(forms.Form):
     )
     prompt_version = PromptVersionChoiceField(queryset=PromptVersion.objects.none())
     threshold = forms.FloatField(
-        min_value=0.0,
-        max_value=1.0,
-        help_text="Images scoring at or above this become review items.",
-        widget=forms.NumberInput(attrs={"step": "0.01", "min": "0.01", "max": "1"}),
+        validators=[validate_threshold],
+        help_text="Images scoring at or above this become review items (above 0, at most 1).",
+        widget=forms.NumberInput(attrs={"step": "any", "min": "0", "max": "1"}),
     )
 
     def __init__(self, *args, model_key: str, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["model"].choices = [(model_key, model_key)]
+        cast(forms.ChoiceField, self.fields["model"]).choices = [(model_key, model_key)]
         self.fields["model"].initial = model_key
         versions = prompt_version_list(model_key=model_key)
-        self.fields["prompt_version"].queryset = versions
+        _model_choices(self, "prompt_version").queryset = versions
         active = next((v for v in versions if v.is_active), None)
         if active is not None:
             self.fields["prompt_version"].initial = active.pk
         self.fields["threshold"].initial = settings.Q16_DEFAULT_THRESHOLD
+
+
+def tuning_form_field(name: str, **kwargs: Any) -> forms.Field:
+    """A form field for one training setting: its bounds and default from tuning_config."""
+    low, high = TUNING_BOUNDS[name]
+    default = getattr(TUNING_DEFAULTS, name)
+    if isinstance(default, int):
+        return forms.IntegerField(
+            min_value=int(low), max_value=int(high), initial=default, **kwargs
+        )
+    return forms.FloatField(min_value=low, max_value=high, initial=default, **kwargs)
 
 
 class TrainingForm(forms.Form):
@@ -129,24 +154,18 @@ class TrainingForm(forms.Form):
         help_text="The new version starts at this version's prompts.",
     )
     name = forms.CharField(max_length=200, required=False, label="Name (optional)")
-    epochs = forms.IntegerField(min_value=1, max_value=5000, initial=300)
-    lr = forms.FloatField(
-        label="Learning rate",
-        min_value=1e-6,
-        max_value=10.0,
-        initial=0.01,
-        widget=forms.NumberInput(attrs={"step": "any"}),
+    epochs = tuning_form_field("epochs")
+    lr = tuning_form_field(
+        "lr", label="Learning rate", widget=forms.NumberInput(attrs={"step": "any"})
     )
-    momentum = forms.FloatField(
-        min_value=0.0, max_value=0.999, initial=0.9, widget=forms.NumberInput(attrs={"step": "any"})
-    )
-    batch_size = forms.IntegerField(min_value=1, max_value=65536, initial=64)
-    seed = forms.IntegerField(min_value=0, max_value=2**32 - 1, initial=42)
+    momentum = tuning_form_field("momentum", widget=forms.NumberInput(attrs={"step": "any"}))
+    batch_size = tuning_form_field("batch_size")
+    seed = tuning_form_field("seed")
     heldout_fraction = forms.FloatField(
         label="Held-out fraction",
-        min_value=0.05,
-        max_value=0.5,
-        initial=0.2,
+        min_value=HELDOUT_FRACTION_BOUNDS[0],
+        max_value=HELDOUT_FRACTION_BOUNDS[1],
+        initial=DEFAULT_HELDOUT_FRACTION,
         widget=forms.NumberInput(attrs={"step": "0.05"}),
         help_text="Share of the verdicts kept aside to compare versions.",
     )
@@ -154,7 +173,7 @@ class TrainingForm(forms.Form):
     def __init__(self, *args, model_key: str, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         versions = prompt_version_list(model_key=model_key)
-        self.fields["parent"].queryset = versions
+        _model_choices(self, "parent").queryset = versions
         active = next((v for v in versions if v.is_active), None)
         if active is not None:
             self.fields["parent"].initial = active.pk
@@ -225,9 +244,7 @@ class ReviewQueueForm(forms.Form):
     def __init__(self, *args, user=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # Only the datasets this user may review are offered (and accepted).
-        from curation.selectors import datasets_visible_to
-
-        self.fields["dataset"].queryset = datasets_visible_to(user).order_by("name")
+        _model_choices(self, "dataset").queryset = datasets_visible_to(user).order_by("name")
 
 
 class DatasetReviewersForm(forms.Form):
@@ -239,6 +256,4 @@ class DatasetReviewersForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        from curation.selectors import reviewer_candidates
-
-        self.fields["reviewers"].queryset = reviewer_candidates()
+        _model_choices(self, "reviewers").queryset = reviewer_candidates()

@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET
 from PIL import Image as PILImage
 from rest_framework.authentication import get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
 
 from curation.api.authentication import ExpiringTokenAuthentication
 from curation.models import Image
@@ -87,9 +88,11 @@ def session_or_token_required(
 
     @functools.wraps(view)
     def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
-        if get_authorization_header(request):
+        # DRF's token check, on a DRF view of this plain request (it reads only headers).
+        api_request = Request(request)
+        if get_authorization_header(api_request):
             try:
-                authenticated = ExpiringTokenAuthentication().authenticate(request)
+                authenticated = ExpiringTokenAuthentication().authenticate(api_request)
             except AuthenticationFailed as exc:
                 return _unauthorized(str(exc.detail))
             if authenticated is not None:

@@ -1,11 +1,23 @@
-"""Datasets, images, cached embeddings, prompt versions, scoring runs, scores, exports."""
+"""Datasets, images, cached embeddings, prompt versions and policies, scoring runs, scores,
+exports."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+
+class JobState(models.TextChoices):
+    """The life of queued work (scoring runs, prompt jobs): one set of states, one meaning."""
+
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class Dataset(models.Model):
@@ -145,12 +157,7 @@ class PromptJob(models.Model):
         ZERO_SHOT = "zero_shot", "Zero-shot from text"
         TRAIN = "train", "Train from verdicts"
 
-    class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+    State = JobState
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     model_key = models.CharField(max_length=200)
@@ -181,17 +188,42 @@ class PromptJob(models.Model):
         return f"{self.get_kind_display()} job {self.pk} ({self.state})"
 
 
+class PromptPolicy(models.Model):
+    """A dataset's prompt policy: automatic retraining after N verdicts, and a pinned version.
+
+    Created on first write; a dataset without one has the policy off and nothing pinned.
+    """
+
+    dataset = models.OneToOneField(Dataset, on_delete=models.CASCADE, related_name="prompt_policy")
+    # Retrain after every N new verdicts on the dataset; null = off.
+    auto_retrain_every = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    # New verdicts since the policy last queued a training job.
+    verdicts_since_retrain = models.PositiveIntegerField(default=0)
+    last_retrain_job = models.ForeignKey(
+        PromptJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # A pinned dataset keeps this version: the policy never activates a candidate for it and
+    # activating another version does not rescore it.
+    pinned_version = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "prompt policies"
+
+    def __str__(self) -> str:
+        return f"prompt policy of {self.dataset_id}"
+
+
 class ScoringRun(models.Model):
     class Kind(models.TextChoices):
         SCORE = "score", "Embed and score"
         RESCORE = "rescore", "Rescore from cache"
 
-    class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+    State = JobState
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="runs")
     prompt_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="runs")

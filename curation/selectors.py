@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
 from django.db.models import Count, Q, QuerySet
 
+from curation import hooks
 from curation.models import (
     Dataset,
     DatasetAssignment,
-    Embedding,
     Export,
     Image,
     PromptJob,
+    PromptPolicy,
     PromptVersion,
     ScoringRun,
 )
-from reviewer.models import Decision
-from reviewer.selectors import latest_verdict_subquery
-from worker.engine.store import embeddings_from_bytes
 
 # --- Who may see what -------------------------------------------------------------------------
 
@@ -63,42 +58,6 @@ def reviewer_candidates() -> QuerySet:
     return get_user_model().objects.filter(is_active=True, is_staff=False).order_by("username")
 
 
-@dataclass(frozen=True)
-class LabelledEmbeddings:
-    image_ids: list[int]
-    embeddings: np.ndarray  # float32 (N, D)
-    labels: np.ndarray  # int64 (N,): 1 = inappropriate (confirmed), 0 = appropriate
-
-
-def labelled_embeddings(*, dataset_id: int, model_key: str, dim: int) -> LabelledEmbeddings:
-    """Images with a verdict (the latest one counts) and a cached embedding for model_key."""
-    rows = list(
-        Image.objects.filter(dataset_id=dataset_id, status=Image.Status.OK)
-        .annotate(verdict=latest_verdict_subquery())
-        .filter(verdict__isnull=False)
-        .order_by("id")
-        .values_list("id", "sha256", "verdict")
-    )
-    hashes = sorted({sha for _, sha, _ in rows})
-    vectors: dict[str, np.ndarray] = {}
-    for start in range(0, len(hashes), 1000):
-        for sha, blob in Embedding.objects.filter(
-            model_key=model_key, sha256__in=hashes[start : start + 1000]
-        ).values_list("sha256", "vector"):
-            vectors[sha] = embeddings_from_bytes(bytes(blob), dim=dim)[0]
-    kept = [(image_id, sha, verdict) for image_id, sha, verdict in rows if sha in vectors]
-    if not kept:
-        return LabelledEmbeddings([], np.zeros((0, 0), dtype=np.float32), np.zeros(0, np.int64))
-    return LabelledEmbeddings(
-        image_ids=[image_id for image_id, _, _ in kept],
-        embeddings=np.stack([vectors[sha] for _, sha, _ in kept]).astype(np.float32),
-        labels=np.array(
-            [1 if verdict == Decision.Verdict.INAPPROPRIATE else 0 for _, _, verdict in kept],
-            dtype=np.int64,
-        ),
-    )
-
-
 def dataset_list() -> QuerySet[Dataset]:
     return Dataset.objects.all().order_by("-created_at")
 
@@ -111,32 +70,26 @@ def dataset_latest_run(*, dataset: Dataset, succeeded_only: bool = True) -> Scor
 
 
 def dataset_summary(*, dataset: Dataset) -> dict[str, int]:
-    """Counts an admin looks at: images, failures, flagged, reviewed, confirmed, rejected."""
+    """Counts an admin looks at: images, failures, flagged, reviewed, confirmed, rejected.
+
+    Curation counts the images; the review counts come from the review app through
+    hooks.dataset_review_counts (zero when no review app answers).
+    """
     images = Image.objects.filter(dataset=dataset).aggregate(
         total=Count("id"), failed=Count("id", filter=Q(status=Image.Status.FAILED))
     )
-    verdicts = (
-        Image.objects.filter(dataset=dataset)
-        .annotate(verdict=latest_verdict_subquery())
-        .filter(verdict__isnull=False)
-        .values("verdict")
-        .annotate(n=Count("id"))
-    )
-    by_verdict = {row["verdict"]: row["n"] for row in verdicts}
-    from reviewer.models import ReviewItem
-
-    items = ReviewItem.objects.filter(dataset=dataset).aggregate(
-        flagged=Count("id", filter=~Q(state=ReviewItem.State.WITHDRAWN)),
-        pending=Count("id", filter=Q(state=ReviewItem.State.PENDING)),
-    )
-    return {
+    summary = {
         "images": images["total"],
         "failed": images["failed"],
-        "flagged": items["flagged"],
-        "pending_review": items["pending"],
-        "confirmed": by_verdict.get(Decision.Verdict.INAPPROPRIATE, 0),
-        "rejected": by_verdict.get(Decision.Verdict.APPROPRIATE, 0),
+        "flagged": 0,
+        "pending_review": 0,
+        "confirmed": 0,
+        "rejected": 0,
     }
+    for _receiver, counts in hooks.dataset_review_counts.send(sender=Dataset, dataset=dataset):
+        if isinstance(counts, dict):
+            summary.update(counts)
+    return summary
 
 
 def prompt_version_list(*, model_key: str | None = None) -> QuerySet[PromptVersion]:
@@ -148,6 +101,14 @@ def prompt_version_list(*, model_key: str | None = None) -> QuerySet[PromptVersi
 
 def active_prompt_version(*, model_key: str) -> PromptVersion | None:
     return PromptVersion.objects.filter(model_key=model_key, is_active=True).first()
+
+
+def prompt_policy_get(*, dataset_id: int) -> PromptPolicy:
+    """The dataset's prompt policy; an unsaved default (off, nothing pinned) when none."""
+    policy = PromptPolicy.objects.select_related("pinned_version", "last_retrain_job").filter(
+        dataset_id=dataset_id
+    )
+    return policy.first() or PromptPolicy(dataset_id=dataset_id)
 
 
 def dataset_failed_images(*, dataset: Dataset, limit: int = 200) -> QuerySet[Image]:

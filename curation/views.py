@@ -7,9 +7,12 @@ services and progress is polled from the JSON API by static/js/poll.js.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.mixins import LoginRequiredMixin, UserPassesTestMixin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -48,16 +51,18 @@ from curation.services.datasets import (
     dataset_import_resume,
 )
 from curation.services.exports import export_create
-from curation.services.prompts import (
+from curation.services.prompt_jobs import (
     prompt_job_cancel,
     prompt_job_create_training,
     prompt_job_create_zero_shot,
     prompt_job_resume,
-    prompt_version_activate,
-    prompt_version_import,
 )
+from curation.services.prompt_versions import prompt_version_activate, prompt_version_import
 from curation.services.scoring import scoring_run_cancel, scoring_run_resume, scoring_run_start
-from worker.engine.tuning import TuningConfig
+from worker.engine.tuning_config import tuning_config_from
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 FAILED_FILES_SHOWN = 200
 RUNS_SHOWN = 50
@@ -81,8 +86,22 @@ def home(request: HttpRequest) -> HttpResponseRedirect:
 class StaffRequiredMixin(LoginRequiredMixin, UserPassesTestMixin):
     """Anonymous users go to the login page; logged-in non-staff users get a 403."""
 
+    request: HttpRequest  # set by View.setup() before the test runs
+
     def test_func(self) -> bool:
         return self.request.user.is_staff
+
+
+def _acting_user(request: HttpRequest) -> User:
+    """The logged-in user behind a request, for the services' `created_by` and the like.
+
+    Only for views behind login (StaffRequiredMixin): an anonymous request never gets here,
+    and one that did anyway would be refused (403), never recorded.
+    """
+    user = request.user
+    if not user.is_authenticated:
+        raise PermissionDenied
+    return user
 
 
 def _model_key() -> str:
@@ -106,19 +125,19 @@ class DatasetListView(StaffRequiredMixin, View):
                     dataset = dataset_create_from_url_list(
                         name=form.cleaned_data["name"],
                         urls=form.cleaned_data["urls"],
-                        created_by=request.user,
+                        created_by=_acting_user(request),
                     )
                 elif form.cleaned_data["folder"].strip():
                     dataset = dataset_create_from_folder(
                         name=form.cleaned_data["name"],
                         folder=form.cleaned_data["folder"].strip(),
-                        created_by=request.user,
+                        created_by=_acting_user(request),
                     )
                 else:
                     dataset = dataset_create_from_archive(
                         name=form.cleaned_data["name"],
                         archive=form.cleaned_data["archive"],
-                        created_by=request.user,
+                        created_by=_acting_user(request),
                     )
             except DomainError as exc:
                 form.add_error(None, exc.message)
@@ -216,7 +235,7 @@ class ScoringRunStartView(StaffRequiredMixin, View):
                     dataset=dataset,
                     prompt_version=form.cleaned_data["prompt_version"],
                     threshold=form.cleaned_data["threshold"],
-                    created_by=request.user,
+                    created_by=_acting_user(request),
                 )
             except DomainError as exc:
                 form.add_error(None, exc.message)
@@ -301,16 +320,10 @@ class TrainingStartView(StaffRequiredMixin, View):
                 job = prompt_job_create_training(
                     dataset=dataset,
                     parent=values["parent"],
-                    config=TuningConfig(
-                        epochs=values["epochs"],
-                        lr=values["lr"],
-                        momentum=values["momentum"],
-                        batch_size=values["batch_size"],
-                        seed=values["seed"],
-                    ),
+                    config=tuning_config_from(values),
                     heldout_fraction=values["heldout_fraction"],
                     name=values["name"],
-                    created_by=request.user,
+                    created_by=_acting_user(request),
                 )
             except DomainError as exc:
                 form.add_error(None, exc.message)
@@ -333,7 +346,7 @@ class ExportStartView(StaffRequiredMixin, View):
                     dataset=dataset,
                     format=form.cleaned_data["format"],
                     scope=form.cleaned_data["scope"],
-                    created_by=request.user,
+                    created_by=_acting_user(request),
                 )
             except DomainError as exc:
                 form.add_error(None, exc.message)
@@ -354,7 +367,7 @@ class DatasetReviewersView(StaffRequiredMixin, View):
                 users = dataset_reviewers_set(
                     dataset=dataset,
                     user_ids=[user.pk for user in form.cleaned_data["reviewers"]],
-                    assigned_by=request.user,
+                    assigned_by=_acting_user(request),
                 )
             except DomainError as exc:
                 form.add_error(None, exc.message)
@@ -425,7 +438,7 @@ class PromptZeroShotView(StaffRequiredMixin, View):
                     appropriate=form.cleaned_data["appropriate"],
                     inappropriate=form.cleaned_data["inappropriate"],
                     name=form.cleaned_data["name"],
-                    created_by=request.user,
+                    created_by=_acting_user(request),
                 )
             except DomainError as exc:
                 form.add_error(None, exc.message)
@@ -445,7 +458,7 @@ class PromptImportView(StaffRequiredMixin, View):
                     name=form.cleaned_data["name"] or upload.name,
                     model_key=_model_key(),
                     data=upload.read(),
-                    created_by=request.user,
+                    created_by=_acting_user(request),
                 )
             except DomainError as exc:
                 form.add_error("file", exc.message)
@@ -461,7 +474,7 @@ class PromptActivateView(StaffRequiredMixin, View):
     def post(self, request: HttpRequest, version_id: int) -> HttpResponse:
         version = get_object_or_404(PromptVersion, pk=version_id)
         try:
-            runs = prompt_version_activate(version=version, created_by=request.user)
+            runs = prompt_version_activate(version=version, created_by=_acting_user(request))
         except DomainError as exc:
             messages.error(request, exc.message)
         else:

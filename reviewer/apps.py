@@ -4,3 +4,15 @@ from django.apps import AppConfig
 class ReviewerConfig(AppConfig):
     name = "reviewer"
     verbose_name = "Review"
+
+    def ready(self) -> None:
+        from curation import hooks
+        from reviewer import receivers
+
+        hooks.chunk_scored.connect(receivers.on_chunk_scored, dispatch_uid="q16-review-items")
+        hooks.reviewers_unassigned.connect(
+            receivers.on_reviewers_unassigned, dispatch_uid="q16-release-leases"
+        )
+        hooks.dataset_review_counts.connect(
+            receivers.on_dataset_review_counts, dispatch_uid="q16-review-counts"
+        )

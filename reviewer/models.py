@@ -3,12 +3,14 @@ their retractions, per-dataset review settings and per-reviewer preferences."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from curation.models import Dataset, Image, PromptJob, PromptVersion, ScoringRun
+from curation.models import Dataset, Image, PromptJob, PromptPolicy, PromptVersion, ScoringRun
 
 # The default taxonomy of confirming verdicts: what the Q16 paper found in ImageNet and SMID.
 DEFAULT_CATEGORIES = [
@@ -177,20 +179,6 @@ class ReviewSettings(models.Model):
         default=6, validators=[MaxValueValidator(32)]
     )
     categories = models.JSONField(default=default_categories)
-    # Retrain after every N new verdicts on the dataset; null = off.
-    auto_retrain_every = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1)]
-    )
-    # New verdicts since the policy last queued a training job.
-    verdicts_since_retrain = models.PositiveIntegerField(default=0)
-    last_retrain_job = models.ForeignKey(
-        PromptJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    # A pinned dataset keeps this version: the policy never activates a candidate for it and
-    # activating another version does not rescore it.
-    pinned_version = models.ForeignKey(
-        PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -198,6 +186,46 @@ class ReviewSettings(models.Model):
 
     def __str__(self) -> str:
         return f"review settings of {self.dataset_id}"
+
+    # The prompt policy (auto-retrain, pinned version) belongs to curation; the review
+    # settings API and page show it next to the review rules, so it reads through here.
+    @property
+    def prompt_policy(self) -> PromptPolicy:
+        cached = getattr(self, "_prompt_policy", None)
+        if cached is None:
+            cached = PromptPolicy.objects.select_related(
+                "pinned_version", "last_retrain_job"
+            ).filter(dataset_id=self.dataset_id).first() or PromptPolicy(dataset_id=self.dataset_id)
+            self._prompt_policy = cached
+        return cached
+
+    @property
+    def auto_retrain_every(self) -> int | None:
+        return self.prompt_policy.auto_retrain_every
+
+    @property
+    def verdicts_since_retrain(self) -> int:
+        return self.prompt_policy.verdicts_since_retrain
+
+    @property
+    def last_retrain_job(self) -> PromptJob | None:
+        return self.prompt_policy.last_retrain_job
+
+    @property
+    def last_retrain_job_id(self) -> int | None:
+        return self.prompt_policy.last_retrain_job_id
+
+    @property
+    def pinned_version(self) -> PromptVersion | None:
+        return self.prompt_policy.pinned_version
+
+    @property
+    def pinned_version_id(self) -> int | None:
+        return self.prompt_policy.pinned_version_id
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        self.__dict__.pop("_prompt_policy", None)
+        super().refresh_from_db(*args, **kwargs)
 
 
 class ReviewerPreferences(models.Model):

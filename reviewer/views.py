@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -9,7 +11,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views import View
 
 from curation.forms import ReviewQueueForm
-from reviewer.models import DEFAULT_CATEGORIES, ReviewSettings
+from reviewer.models import DEFAULT_CATEGORIES, DEFAULT_KEYMAP, ReviewSettings
 
 # A placeholder the script replaces with an item id in the per-item API URLs.
 ITEM_ID_PLACEHOLDER = "0"
@@ -78,6 +80,9 @@ class ReviewView(LoginRequiredMixin, View):
                 "modes": modes,
                 "filters": filters,
                 "categories": list(categories),
+                # The script's default keys (a JSON data attribute, escaped like the others:
+                # the CSP allows no inline script, data included): the server's list is the only one.
+                "default_keymap_json": json.dumps(DEFAULT_KEYMAP),
                 "next_url": reverse("api-review-next"),
                 "batch_url": _url("api-review-batch", "/api/review/batch/"),
                 "stats_url": reverse("api-review-stats"),

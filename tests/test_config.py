@@ -121,7 +121,7 @@ def test_configured_model_key_names_lossy_backends_apart(settings):
         configured_model_key()
 
 
-# --- The embedded stack's environment (config/stack.py) --------------------------------
+# --- The embedded stack's environment (stack/) -----------------------------------------
 
 
 @pytest.fixture
@@ -129,21 +129,22 @@ def running_stack_redis(tmp_path, monkeypatch):
     """The embedded Redis of a `make run` on tmp_path/data (its socket, nothing else)."""
     import shutil
 
-    from config import stack as embedded
+    from stack.launch import start_redis
+    from stack.supervisor import Stack
 
     if shutil.which("redis-server") is None:
         pytest.skip("needs redis-server on PATH")
     monkeypatch.delenv("REDIS_URL", raising=False)
     data = tmp_path / "data"
     data.mkdir()
-    stack = embedded.Stack()
-    url = embedded.start_redis(stack, data)
+    stack = Stack()
+    url = start_redis(stack, data)
     yield data, url
     stack.stop_all()
 
 
 def test_stack_manage_uses_the_running_stacks_redis(running_stack_redis, monkeypatch):
-    from config import stack as embedded
+    from stack import __main__ as embedded
 
     data, url = running_stack_redis
     seen = {}
@@ -164,7 +165,7 @@ def test_stack_manage_end_to_end_sees_the_embedded_broker(running_stack_redis):
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
     code = "from config.celery import app; print('BROKER', app.conf.broker_url)"
     result = subprocess.run(
-        [sys.executable, "-m", "config.stack", "manage", "shell", "-c", code],
+        [sys.executable, "-m", "stack", "manage", "shell", "-c", code],
         cwd=REPO_ROOT,
         env={**env, "Q16_DATA_DIR": str(data)},
         capture_output=True,
@@ -188,7 +189,7 @@ def test_stack_makes_the_data_directory_private(tmp_path):
         (data / name).chmod(0o644)
     # In a child process: the umask is process-wide.
     code = (
-        "from config.stack import prepare_environment; d = prepare_environment(); "
+        "from stack.environment import prepare_environment; d = prepare_environment(); "
         "open(d / 'new-file', 'w').close()"
     )
     env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}

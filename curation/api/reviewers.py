@@ -13,7 +13,7 @@ from curation.selectors import dataset_reviewers
 from curation.services.assignments import dataset_reviewers_set
 
 from .ids import IdField
-from .permissions import IsCurationAdmin
+from .permissions import IsCurationAdmin, request_user
 
 
 class ReviewerOutput(serializers.Serializer):
@@ -54,6 +54,8 @@ class DatasetReviewersApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         users = dataset_reviewers_set(
-            dataset=dataset, user_ids=data.validated_data["user_ids"], assigned_by=request.user
+            dataset=dataset,
+            user_ids=data.validated_data["user_ids"],
+            assigned_by=request_user(request),
         )
         return Response(self._data(dataset, users))

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from curation.errors import StateConflict, ValidationFailed
 from curation.models import Dataset, Export, Image, PromptJob, PromptVersion, ScoringRun
-from curation.selectors import dataset_summary, prompt_version_list
+from curation.selectors import active_prompt_version, dataset_summary, prompt_version_list
 from curation.services.clip_config import configured_model_key
 from curation.services.datasets import (
     dataset_create_from_archive,
@@ -23,21 +23,27 @@ from curation.services.datasets import (
     dataset_import_resume,
 )
 from curation.services.exports import export_create
-from curation.services.prompts import (
+from curation.services.prompt_jobs import (
     PAPER_APPROPRIATE,
     PAPER_INAPPROPRIATE,
     prompt_job_cancel,
     prompt_job_create_training,
     prompt_job_create_zero_shot,
     prompt_job_resume,
-    prompt_version_activate,
-    prompt_version_import,
 )
+from curation.services.prompt_versions import prompt_version_activate, prompt_version_import
 from curation.services.scoring import scoring_run_cancel, scoring_run_resume, scoring_run_start
-from worker.engine.tuning import TuningConfig
+from curation.validators import validate_threshold
+from worker.engine.tuning_config import (
+    DEFAULT_HELDOUT_FRACTION,
+    HELDOUT_FRACTION_BOUNDS,
+    TUNING_BOUNDS,
+    TUNING_DEFAULTS,
+    tuning_config_from,
+)
 
 from .ids import BoundedLimitOffsetPagination, IdRelatedField, parse_id_param
-from .permissions import IsCurationAdmin
+from .permissions import IsCurationAdmin, request_user
 
 
 class AdminAPIView(APIView):
@@ -93,6 +99,15 @@ class PromptVersionOutput(serializers.ModelSerializer):
             "id", "name", "model_key", "dim", "source", "texts", "parent", "metrics",
             "is_active", "activated_at", "created_at",
         ]  # fmt: skip
+
+
+def tuning_serializer_field(name: str) -> serializers.Field:
+    """An input field for one training setting: its bounds and default from tuning_config."""
+    low, high = TUNING_BOUNDS[name]
+    default = getattr(TUNING_DEFAULTS, name)
+    if isinstance(default, int):
+        return serializers.IntegerField(min_value=int(low), max_value=int(high), default=default)
+    return serializers.FloatField(min_value=low, max_value=high, default=default)
 
 
 class PromptJobOutput(serializers.ModelSerializer):
@@ -168,19 +183,19 @@ class DatasetListApi(AdminAPIView):
             dataset = dataset_create_from_url_list(
                 name=data.validated_data["name"],
                 urls=data.validated_data["urls"],
-                created_by=request.user,
+                created_by=request_user(request),
             )
         elif data.validated_data.get("folder"):
             dataset = dataset_create_from_folder(
                 name=data.validated_data["name"],
                 folder=data.validated_data["folder"],
-                created_by=request.user,
+                created_by=request_user(request),
             )
         else:
             dataset = dataset_create_from_archive(
                 name=data.validated_data["name"],
                 archive=data.validated_data["archive"],
-                created_by=request.user,
+                created_by=request_user(request),
             )
         return Response(DatasetOutput(dataset).data, status=status.HTTP_201_CREATED)
 
@@ -248,7 +263,7 @@ class RunListApi(AdminAPIView):
 
         dataset = IdRelatedField(queryset=Dataset.objects.all())
         prompt_version = IdRelatedField(queryset=PromptVersion.objects.all())
-        threshold = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+        threshold = serializers.FloatField(validators=[validate_threshold], required=False)
         chunk_size = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
 
     @extend_schema(
@@ -271,7 +286,7 @@ class RunListApi(AdminAPIView):
             prompt_version=data.validated_data["prompt_version"],
             threshold=data.validated_data.get("threshold", settings.Q16_DEFAULT_THRESHOLD),
             chunk_size=data.validated_data.get("chunk_size"),
-            created_by=request.user,
+            created_by=request_user(request),
         )
         return Response(RunOutput(run).data, status=status.HTTP_201_CREATED)
 
@@ -338,7 +353,7 @@ class PromptVersionImportApi(AdminAPIView):
             name=data.validated_data.get("name") or upload.name,
             model_key=data.validated_data.get("model_key") or configured_model_key(),
             data=upload.read(),
-            created_by=request.user,
+            created_by=request_user(request),
         )
         return Response(PromptVersionOutput(version).data, status=status.HTTP_201_CREATED)
 
@@ -353,7 +368,7 @@ class PromptVersionActivateApi(AdminAPIView):
     )
     def post(self, request: Request, version_id: int) -> Response:
         version = PromptVersion.objects.get(pk=version_id)
-        runs = prompt_version_activate(version=version, created_by=request.user)
+        runs = prompt_version_activate(version=version, created_by=request_user(request))
         version.refresh_from_db()
         return Response(
             {
@@ -379,13 +394,20 @@ class PromptJobListApi(AdminAPIView):
         )
         # train
         dataset = IdRelatedField(queryset=Dataset.objects.all(), required=False)
-        parent = IdRelatedField(queryset=PromptVersion.objects.all(), required=False)
-        epochs = serializers.IntegerField(min_value=1, max_value=5000, default=300)
-        lr = serializers.FloatField(min_value=1e-6, max_value=10.0, default=0.01)
-        momentum = serializers.FloatField(min_value=0.0, max_value=0.999, default=0.9)
-        batch_size = serializers.IntegerField(min_value=1, max_value=65536, default=64)
-        seed = serializers.IntegerField(min_value=0, max_value=2**32 - 1, default=42)
-        heldout_fraction = serializers.FloatField(min_value=0.05, max_value=0.5, default=0.2)
+        # Not Field.parent: the serializer metaclass moves declared fields off the class.
+        parent = IdRelatedField(  # type: ignore[assignment]
+            queryset=PromptVersion.objects.all(), required=False
+        )
+        epochs = tuning_serializer_field("epochs")
+        lr = tuning_serializer_field("lr")
+        momentum = tuning_serializer_field("momentum")
+        batch_size = tuning_serializer_field("batch_size")
+        seed = tuning_serializer_field("seed")
+        heldout_fraction = serializers.FloatField(
+            min_value=HELDOUT_FRACTION_BOUNDS[0],
+            max_value=HELDOUT_FRACTION_BOUNDS[1],
+            default=DEFAULT_HELDOUT_FRACTION,
+        )
 
     @extend_schema(responses=PromptJobOutput(many=True))
     def get(self, request: Request) -> Response:
@@ -402,32 +424,21 @@ class PromptJobListApi(AdminAPIView):
                 appropriate=values.get("appropriate") or PAPER_APPROPRIATE,
                 inappropriate=values.get("inappropriate") or PAPER_INAPPROPRIATE,
                 name=values.get("name", ""),
-                created_by=request.user,
+                created_by=request_user(request),
             )
         else:
             if "dataset" not in values:
                 raise ValidationFailed("Training needs a dataset.")
-            parent = (
-                values.get("parent")
-                or PromptVersion.objects.filter(
-                    model_key=configured_model_key(), is_active=True
-                ).first()
-            )
+            parent = values.get("parent") or active_prompt_version(model_key=configured_model_key())
             if parent is None:
                 raise StateConflict("Training needs a parent prompt version (or an active one).")
             job = prompt_job_create_training(
                 dataset=values["dataset"],
                 parent=parent,
-                config=TuningConfig(
-                    epochs=values["epochs"],
-                    lr=values["lr"],
-                    momentum=values["momentum"],
-                    batch_size=values["batch_size"],
-                    seed=values["seed"],
-                ),
+                config=tuning_config_from(values),
                 heldout_fraction=values["heldout_fraction"],
                 name=values.get("name", ""),
-                created_by=request.user,
+                created_by=request_user(request),
             )
         return Response(PromptJobOutput(job).data, status=status.HTTP_201_CREATED)
 
@@ -485,7 +496,7 @@ class ExportListApi(AdminAPIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        export = export_create(**data.validated_data, created_by=request.user)
+        export = export_create(**data.validated_data, created_by=request_user(request))
         return Response(ExportOutput(export).data, status=status.HTTP_201_CREATED)
 
 

@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable
 
+from celery import current_app
 from django.core.management.base import CommandError
 from kombu.utils.url import maybe_sanitize_url
 from tqdm import tqdm
@@ -25,7 +26,8 @@ def resolve_dataset(value: str) -> Dataset:
 
 
 def resolve_prompt_version(value: str) -> PromptVersion:
-    version = PromptVersion.objects.filter(pk=parse_id(value)).first() if parse_id(value) else None
+    version_id = parse_id(value)
+    version = PromptVersion.objects.filter(pk=version_id).first() if version_id else None
     if version is None:
         raise CommandError(f"No prompt version with id {value!r}.")
     return version
@@ -43,15 +45,11 @@ def no_worker_timeout() -> float:
 
 def workers_alive(timeout: float = 1.0) -> bool:
     """Whether any Celery worker on the configured broker answers a control ping."""
-    from config.celery import app
-
-    return bool(app.control.ping(timeout=timeout))
+    return bool(current_app.control.ping(timeout=timeout))
 
 
 def broker_shown() -> str:
-    from config.celery import app
-
-    return maybe_sanitize_url(app.conf.broker_url or "")
+    return maybe_sanitize_url(current_app.conf.broker_url or "")
 
 
 def follow_row(

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from curation.errors import ValidationFailed
+from curation.hooks import reviewers_unassigned
 from curation.models import Dataset, DatasetAssignment
 
 
@@ -28,7 +29,7 @@ def _reviewers(user_ids: Iterable[int]) -> list:
 
 
 def dataset_reviewer_assign(
-    *, dataset: Dataset, user: AbstractBaseUser, assigned_by: AbstractBaseUser | None = None
+    *, dataset: Dataset, user: User, assigned_by: User | None = None
 ) -> DatasetAssignment:
     _reviewers([user.pk])
     assignment, _ = DatasetAssignment.objects.get_or_create(
@@ -37,23 +38,17 @@ def dataset_reviewer_assign(
     return assignment
 
 
-def dataset_reviewer_unassign(*, dataset: Dataset, user: AbstractBaseUser) -> None:
+def dataset_reviewer_unassign(*, dataset: Dataset, user: User) -> None:
     """The reviewer loses the dataset at once; leases they hold on it are released."""
-    from reviewer.models import ReviewItem
-
     with transaction.atomic():
         DatasetAssignment.objects.filter(dataset=dataset, user=user).delete()
-        ReviewItem.objects.filter(dataset=dataset, leased_by=user).update(
-            leased_by=None, lease_expires_at=None
-        )
+        reviewers_unassigned.send(sender=Dataset, dataset_id=dataset.pk, user_ids=[user.pk])
 
 
 def dataset_reviewers_set(
-    *, dataset: Dataset, user_ids: Iterable[int], assigned_by: AbstractBaseUser | None = None
+    *, dataset: Dataset, user_ids: Iterable[int], assigned_by: User | None = None
 ) -> list:
     """Make exactly these users the dataset's reviewers; returns them."""
-    from reviewer.models import ReviewItem
-
     users = _reviewers(user_ids)
     wanted = {user.pk for user in users}
     with transaction.atomic():
@@ -62,9 +57,10 @@ def dataset_reviewers_set(
         )
         removed = current - wanted
         DatasetAssignment.objects.filter(dataset=dataset, user_id__in=removed).delete()
-        ReviewItem.objects.filter(dataset=dataset, leased_by_id__in=removed).update(
-            leased_by=None, lease_expires_at=None
-        )
+        if removed:
+            reviewers_unassigned.send(
+                sender=Dataset, dataset_id=dataset.pk, user_ids=sorted(removed)
+            )
         DatasetAssignment.objects.bulk_create(
             [
                 DatasetAssignment(dataset=dataset, user=user, assigned_by=assigned_by)

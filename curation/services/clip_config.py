@@ -1,13 +1,15 @@
-"""The CLIP model this installation is configured to use (settings -> engine ModelSpec)."""
+"""The CLIP model this installation is configured to use (settings -> engine ModelSpec).
+
+Torch-free (worker.engine.spec): the web process and light commands need the model key,
+never the model.
+"""
 
 from __future__ import annotations
 
-import open_clip
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from worker.engine.backends import model_key_for
-from worker.engine.clip import ModelSpec, register_model_configs
+from worker.engine.spec import ModelSpec, model_key_for
 
 
 def configured_model_spec() -> ModelSpec:
@@ -27,12 +29,3 @@ def configured_model_key() -> str:
         return model_key_for(configured_model_spec().key, settings.Q16_BACKEND)
     except ValueError as exc:  # an unknown Q16_BACKEND
         raise ImproperlyConfigured(str(exc)) from exc
-
-
-def model_embed_dim(model_name: str) -> int:
-    """Embedding width of an open_clip architecture, read from its config (no weights loaded)."""
-    register_model_configs()
-    config = open_clip.get_model_config(model_name)
-    if config is None:
-        raise ValueError(f"unknown open_clip model {model_name!r}")
-    return int(config["embed_dim"])

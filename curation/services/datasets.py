@@ -21,11 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
+from curation import dispatch
 from curation.errors import StateConflict, ValidationFailed
 from curation.models import Dataset, Image
 from curation.services.archives import ArchiveError, ArchiveLimits, extract_archive
@@ -115,7 +116,7 @@ def _never_importable(path: Path) -> bool:
 
 
 def dataset_create_from_folder(
-    *, name: str, folder: str, created_by: AbstractBaseUser | None = None, queue: bool = True
+    *, name: str, folder: str, created_by: User | None = None, queue: bool = True
 ) -> Dataset:
     """Record a dataset whose images stay in a server folder; the import runs as a task."""
     path = _check_import_folder(folder)
@@ -134,7 +135,7 @@ def dataset_create_from_folder(
 
 
 def dataset_create_from_archive(
-    *, name: str, archive: File, created_by: AbstractBaseUser | None = None, queue: bool = True
+    *, name: str, archive: File, created_by: User | None = None, queue: bool = True
 ) -> Dataset:
     """Store an uploaded zip and record a dataset; extraction and import run as a task."""
     name = _check_name_free(name)
@@ -160,7 +161,7 @@ def dataset_create_from_archive(
 
 
 def dataset_create_from_url_list(
-    *, name: str, urls: str, created_by: AbstractBaseUser | None = None, queue: bool = True
+    *, name: str, urls: str, created_by: User | None = None, queue: bool = True
 ) -> Dataset:
     """Record a dataset downloaded from a list of http(s) URLs (one per line).
 
@@ -192,11 +193,8 @@ def dataset_create_from_url_list(
 
 
 def _queue_import(dataset: Dataset) -> None:
-    from worker.tasks import import_dataset
-
-    dataset_id = dataset.pk
-    Dataset.objects.filter(pk=dataset_id).update(heartbeat_at=timezone.now())
-    transaction.on_commit(lambda: import_dataset.delay(dataset_id))
+    Dataset.objects.filter(pk=dataset.pk).update(heartbeat_at=timezone.now())
+    dispatch.send_on_commit(dispatch.IMPORT_DATASET, [dataset.pk])
 
 
 def _still_importing(dataset_id: int) -> bool:
@@ -399,7 +397,9 @@ def _import_url_list(
                 raise ImportStopped
             batch = todo[start : start + IMPORT_BATCH]
             rows = list(
-                pool.map(lambda item: _download(*item, root, fetcher, limits), batch)  # type: ignore[misc]
+                pool.map(
+                    lambda item: _download(item[0], item[1], item[2], root, fetcher, limits), batch
+                )
             )
             _record_batch(dataset, rows)
             if progress:
@@ -546,7 +546,8 @@ def dataset_import_requeue(*, dataset: Dataset) -> None:
 
 
 def _finished_word(state: str) -> str:
-    return {Dataset.State.READY: "finished", Dataset.State.FAILED: "failed"}.get(state, state)
+    words: dict[str, str] = {Dataset.State.READY: "finished", Dataset.State.FAILED: "failed"}
+    return words.get(state, state)
 
 
 def _discard_upload(dataset: Dataset, *, keep_extracted: bool) -> None:

@@ -1,33 +1,18 @@
-"""Blocklist exports: confirmed (or flagged) images with hashes, paths, scores, verdicts."""
+"""Blocklist exports: recording them and their failures; labels.exports writes the files."""
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
-from pathlib import Path
 
-from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.contrib.auth.models import User
 from django.utils import timezone
 
+from curation import dispatch
 from curation.errors import ValidationFailed
-from curation.models import Dataset, Export, Image, Score
+from curation.models import Dataset, Export
 from curation.selectors import dataset_latest_run
-from reviewer.models import Decision, ReviewItem
-from reviewer.selectors import latest_verdict_subquery
 
-EXPORT_COLUMNS = (
-    "sha256",
-    "phash",
-    "path",
-    "score",
-    "verdict",
-    "prompt_version",
-    "prompt_version_id",
-)
+logger = logging.getLogger(__name__)
 
 
 def export_create(
@@ -35,7 +20,7 @@ def export_create(
     dataset: Dataset,
     format: str,
     scope: str = Export.Scope.CONFIRMED,
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
     queue: bool = True,
 ) -> Export:
     """Record an export of the dataset's latest scores and verdicts; the file is written by a task."""
@@ -56,88 +41,13 @@ def export_create(
     export.full_clean()
     export.save()
     if queue:
-        from worker.tasks import build_export
-
-        export_id = export.pk
-        transaction.on_commit(lambda: build_export.delay(export_id))
+        dispatch.send_on_commit(dispatch.BUILD_EXPORT, [export.pk])
     return export
 
 
-def export_rows(*, export: Export) -> list[dict]:
-    """The rows of an export, in image order (a snapshot of verdicts at build time)."""
-    images = (
-        Image.objects.filter(dataset_id=export.dataset_id, status=Image.Status.OK)
-        .annotate(verdict=latest_verdict_subquery())
-        .order_by("id")
+def export_fail(*, export_id: int, reason: str) -> None:
+    """Mark a pending export failed for good with the reason."""
+    Export.objects.filter(pk=export_id, state=Export.State.PENDING).update(
+        state=Export.State.FAILED, error=reason[:5000], finished_at=timezone.now()
     )
-    if export.run_id is not None:
-        images = images.annotate(
-            score=Subquery(
-                Score.objects.filter(run_id=export.run_id, image=OuterRef("pk")).values(
-                    "p_inappropriate"
-                )[:1]
-            )
-        )
-    if export.scope == Export.Scope.CONFIRMED:
-        images = images.filter(verdict=Decision.Verdict.INAPPROPRIATE)
-    else:
-        flagged_unreviewed = Q(verdict__isnull=True) & Q(
-            review_item__state=ReviewItem.State.PENDING
-        )
-        images = images.filter(Q(verdict=Decision.Verdict.INAPPROPRIATE) | flagged_unreviewed)
-    version = export.prompt_version
-    return [
-        {
-            "sha256": image.sha256,
-            "phash": image.phash,
-            # URL-list images: the URL they came from; files: the path in the dataset.
-            "path": image.source_url or image.relative_path,
-            "score": round(image.score, 6) if getattr(image, "score", None) is not None else None,
-            "verdict": image.verdict or "unreviewed",
-            "prompt_version": version.name if version else None,
-            "prompt_version_id": version.pk if version else None,
-        }
-        for image in images
-    ]
-
-
-def export_build(*, export_id: int) -> Export:
-    """Write the export file once; a finished export is left alone."""
-    export = Export.objects.select_related("prompt_version", "dataset").get(pk=export_id)
-    if export.state != Export.State.PENDING:
-        return export
-    rows = export_rows(export=export)
-    folder = Path(settings.MEDIA_ROOT) / "exports"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"export-{export.pk}.{export.format}"
-    tmp = path.with_suffix(".part")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        if export.format == Export.Format.CSV:
-            writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        else:
-            json.dump(
-                {
-                    "dataset": export.dataset.name,
-                    "scope": export.scope,
-                    "threshold": export.threshold,
-                    "prompt_version": export.prompt_version.name if export.prompt_version else None,
-                    "prompt_version_id": export.prompt_version_id,
-                    "run_id": export.run_id,
-                    "created_at": export.created_at.isoformat(),
-                    "rows": rows,
-                },
-                handle,
-                indent=1,
-            )
-    tmp.replace(path)
-    Export.objects.filter(pk=export.pk, state=Export.State.PENDING).update(
-        state=Export.State.SUCCEEDED,
-        rows=len(rows),
-        file_path=str(path),
-        finished_at=timezone.now(),
-    )
-    export.refresh_from_db()
-    logging.getLogger(__name__).info("export %s: %s rows to %s", export.pk, len(rows), path)
-    return export
+    logger.error("export %s failed: %s", export_id, reason)

@@ -15,7 +15,7 @@ Rule 2 is what keeps healthy work from running twice: a run queued behind hours 
 work waits in the broker queue; a slow chunk is active on its worker. Rule 1 covers the
 moments in between (a task taken off the queue and not yet reported by its worker), and a
 worker that does not answer `inspect()` in time. Were a chunk run twice all the same, that
-would be harmless (see curation.services.scoring); a prompt job would make one version
+would be harmless (see curation.services.chunks); a prompt job would make one version
 too many. When the broker cannot be read at all, nothing is re-queued.
 """
 
@@ -33,18 +33,14 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from curation.dispatch import IMPORT_DATASET, RESCORE_RUN, RUN_PROMPT_JOB, SCORE_CHUNK
 from curation.models import Dataset, PromptJob, ScoringChunk, ScoringRun
 from curation.services.datasets import dataset_import_requeue
-from curation.services.prompts import prompt_job_requeue
+from curation.services.prompt_jobs import prompt_job_requeue
 from curation.services.scoring import scoring_run_requeue
 
 logger = logging.getLogger(__name__)
 
-# Task names by what they take the id of (worker/tasks.py).
-SCORE_CHUNK = "worker.tasks.score_chunk"
-RESCORE_RUN = "worker.tasks.rescore_run"
-IMPORT_DATASET = "worker.tasks.import_dataset"
-RUN_PROMPT_JOB = "worker.tasks.run_prompt_job"
 INSPECT_TIMEOUT = 2.0
 
 

@@ -1,26 +1,28 @@
 from django.urls import path
 
-from . import views
+from reviewer.api import decisions, queue, settings
 
 urlpatterns = [
-    path("next/", views.ReviewNextApi.as_view(), name="api-review-next"),
-    path("batch/", views.ReviewBatchApi.as_view(), name="api-review-batch"),
-    path("stats/", views.ReviewStatsApi.as_view(), name="api-review-stats"),
-    path("undo/", views.ReviewUndoApi.as_view(), name="api-review-undo"),
-    path("release/", views.ReviewLeasesReleaseApi.as_view(), name="api-review-leases-release"),
-    path("bulk-decision/", views.ReviewBulkDecisionApi.as_view(), name="api-review-bulk-decision"),
-    path("preferences/", views.ReviewPreferencesApi.as_view(), name="api-review-preferences"),
+    path("next/", queue.ReviewNextApi.as_view(), name="api-review-next"),
+    path("batch/", queue.ReviewBatchApi.as_view(), name="api-review-batch"),
+    path("stats/", queue.ReviewStatsApi.as_view(), name="api-review-stats"),
+    path("undo/", decisions.ReviewUndoApi.as_view(), name="api-review-undo"),
+    path("release/", queue.ReviewLeasesReleaseApi.as_view(), name="api-review-leases-release"),
+    path(
+        "bulk-decision/", decisions.ReviewBulkDecisionApi.as_view(), name="api-review-bulk-decision"
+    ),
+    path("preferences/", settings.ReviewPreferencesApi.as_view(), name="api-review-preferences"),
     path(
         "items/<int:item_id>/decision/",
-        views.ReviewDecisionApi.as_view(),
+        decisions.ReviewDecisionApi.as_view(),
         name="api-review-decision",
     ),
     path(
-        "items/<int:item_id>/release/", views.ReviewReleaseApi.as_view(), name="api-review-release"
+        "items/<int:item_id>/release/", queue.ReviewReleaseApi.as_view(), name="api-review-release"
     ),
     path(
         "datasets/<int:dataset_id>/settings/",
-        views.DatasetReviewSettingsApi.as_view(),
+        settings.DatasetReviewSettingsApi.as_view(),
         name="api-review-dataset-settings",
     ),
 ]

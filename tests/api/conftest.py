@@ -1,6 +1,6 @@
 import pytest
 
-from reviewer.selectors import phash_cache_clear
+from reviewer.selectors.duplicates import phash_cache_clear
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from reviewer.models import Decision, ReviewItem
-from reviewer.services import review_settings_update
+from reviewer.services.settings import review_settings_update
 from tests.reviewer.factories import item_of, make_dataset, sha
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
 from curation.media import thumbnail_path
-from reviewer.services import review_decision_record
+from reviewer.services.decisions import review_decision_record
 from tests.reviewer.factories import item_of, make_dataset, sha
 
 
@@ -83,7 +83,7 @@ def test_reviewers_see_only_their_own_history_admins_see_all(
 ):
     dataset, _, images = make_dataset([0.9])
     first = django_user_model.objects.create_user(username="first", password="x")
-    from reviewer.services import review_settings_update
+    from reviewer.services.settings import review_settings_update
 
     review_settings_update(dataset=dataset, required_verdicts=2)
     review_decision_record(item_id=item_of(images[0]).pk, reviewer=first, verdict="inappropriate")

@@ -12,8 +12,8 @@ from playwright.sync_api import expect
 
 from curation.models import Dataset, Image, PromptVersion, ScoringRun
 from reviewer.models import Decision, ReviewerPreferences, ReviewItem
-from reviewer.selectors import images_with_latest_verdict
-from reviewer.services import review_items_sync
+from reviewer.selectors.verdicts import images_with_latest_verdict
+from reviewer.services.items import review_items_sync
 from worker.engine.store import prompts_to_bytes
 
 from .conftest import REVIEWER_PASSWORD, login, write_image

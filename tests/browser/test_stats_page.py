@@ -178,7 +178,8 @@ def test_stats_page_matches_the_api(
     overlapping (k = 2), scores of a run; the page's tables say what the API says."""
     from curation.models import Score
     from reviewer.models import ReviewItem
-    from reviewer.services import review_decision_record, review_settings_update
+    from reviewer.services.decisions import review_decision_record
+    from reviewer.services.settings import review_settings_update
 
     from .test_review_flow import build_queue
 

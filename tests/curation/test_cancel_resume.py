@@ -28,9 +28,9 @@ from curation.models import (
     ScoringChunk,
     ScoringRun,
 )
+from curation.services import chunks as scoring_service
 from curation.services import datasets as datasets_service
-from curation.services import prompts as prompts_service
-from curation.services import scoring as scoring_service
+from curation.services.chunks import scoring_chunk_process
 from curation.services.datasets import (
     dataset_create_from_archive,
     dataset_create_from_folder,
@@ -38,18 +38,18 @@ from curation.services.datasets import (
     dataset_import_cancel,
     dataset_import_resume,
 )
-from curation.services.prompts import (
+from curation.services.prompt_jobs import (
     prompt_job_cancel,
     prompt_job_create_zero_shot,
     prompt_job_resume,
-    prompt_job_run,
 )
 from curation.services.scoring import (
-    scoring_chunk_process,
     scoring_run_cancel,
     scoring_run_resume,
     scoring_run_start,
 )
+from labels import training as prompts_service
+from labels.training import prompt_job_run
 from tests.engine.imagegen import make_two_kind_images
 from tests.helpers import wait_for
 
@@ -66,8 +66,8 @@ def _png(color=(200, 30, 30)) -> bytes:
 def scored_setup(tiny_model_settings, tmp_path):
     """24 imported images and zero-shot prompts of the tiny CLIP."""
     from curation.services.clip_config import configured_model_key
-    from curation.services.prompts import prompt_version_create_zero_shot
-    from worker.runtime import get_clip
+    from curation.services.clip_runtime import get_clip
+    from curation.services.prompt_zero_shot import prompt_version_create_zero_shot
 
     folder = tmp_path / "imgs"
     make_two_kind_images(folder, 12, seed=5)
@@ -79,7 +79,7 @@ def scored_setup(tiny_model_settings, tmp_path):
 
 
 def _process(chunk: ScoringChunk) -> ScoringChunk:
-    from worker.runtime import get_clip
+    from curation.services.clip_runtime import get_clip
 
     return scoring_chunk_process(chunk_id=chunk.pk, clip_provider=get_clip)
 
@@ -297,7 +297,7 @@ def _zero_shot_job(django_capture_on_commit_callbacks) -> PromptJob:
 def test_prompt_job_cancel_resume_and_conflicts(
     tiny_model_settings, django_capture_on_commit_callbacks
 ):
-    from worker.runtime import get_clip
+    from curation.services.clip_runtime import get_clip
 
     job = _zero_shot_job(django_capture_on_commit_callbacks)
     assert prompt_job_cancel(job=job).state == PromptJob.State.CANCELLED
@@ -319,7 +319,7 @@ def test_prompt_job_cancel_resume_and_conflicts(
 def test_prompt_job_cancelled_while_it_runs_drops_its_version(
     tiny_model_settings, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from worker.runtime import get_clip
+    from curation.services.clip_runtime import get_clip
 
     job = _zero_shot_job(django_capture_on_commit_callbacks)
     real = prompts_service.prompt_version_create_zero_shot
@@ -345,8 +345,8 @@ def test_cancel_while_a_worker_holds_chunks_then_resume_completes_exactly_once(
     workers, tiny_model_settings, tmp_path
 ):
     from curation.services.clip_config import configured_model_key
-    from curation.services.prompts import prompt_version_create_zero_shot
-    from worker.runtime import get_clip
+    from curation.services.clip_runtime import get_clip
+    from curation.services.prompt_zero_shot import prompt_version_create_zero_shot
 
     folder = tmp_path / "imgs"
     make_two_kind_images(folder, 150, seed=7)

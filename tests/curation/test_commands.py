@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from curation.models import Dataset, Image, PromptVersion, ScoringRun
 from reviewer.models import Decision, ReviewItem
-from reviewer.services import review_decision_record
+from reviewer.services.decisions import review_decision_record
 from tests.conftest import require
 from tests.engine.imagegen import make_two_kind_images
 

@@ -13,9 +13,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from curation.models import Dataset, Embedding, Image, PromptVersion
-from curation.services.evaluation import prompt_version_evaluate
+from labels.evaluation import prompt_version_evaluate
 from reviewer.models import Decision, ReviewItem
-from reviewer.services import review_decision_record
+from reviewer.services.decisions import review_decision_record
 from tests.engine.imagegen import make_two_kind_images
 from worker.engine.prompt_files import write_published_prompts
 

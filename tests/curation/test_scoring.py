@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 
 from curation.models import Embedding, Image, Score, ScoringChunk, ScoringRun
+from curation.services.chunks import scoring_chunk_process
+from curation.services.clip_runtime import get_clip
 from curation.services.datasets import dataset_create_from_folder, dataset_import
-from curation.services.prompts import prompt_version_create_zero_shot
-from curation.services.scoring import scoring_chunk_process, scoring_run_fail, scoring_run_start
+from curation.services.prompt_zero_shot import prompt_version_create_zero_shot
+from curation.services.scoring import scoring_run_fail, scoring_run_start
 from reviewer.models import ReviewItem
 from tests.engine.imagegen import make_two_kind_images
 from worker.engine.clip import ModelLoadError
 from worker.engine.scoring import inappropriate_probability
 from worker.engine.store import embeddings_from_bytes, prompts_from_bytes
-from worker.runtime import get_clip
 
 pytestmark = pytest.mark.django_db
 

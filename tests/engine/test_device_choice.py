@@ -33,7 +33,7 @@ def test_a_missing_gpu_index_is_a_clear_error(pretend_two_gpus):
 
 
 def test_the_worker_loads_its_model_on_the_configured_device(settings, monkeypatch):
-    import worker.runtime as runtime
+    import curation.services.clip_runtime as runtime
 
     settings.Q16_CLIP_MODEL, settings.Q16_CLIP_PRETRAINED = "ViT-B-16", "openai"
     settings.Q16_CLIP_CHECKPOINT, settings.Q16_BACKEND = "", "torch"

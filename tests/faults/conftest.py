@@ -11,10 +11,10 @@ N_PER_KIND = 150  # 300 images; in chunks of 8 that is 38 chunks
 def dataset_and_prompts(tiny_model_settings, tmp_path):
     """An imported dataset of 300 small images and zero-shot prompts of the tiny CLIP."""
     from curation.services.clip_config import configured_model_key
+    from curation.services.clip_runtime import get_clip
     from curation.services.datasets import dataset_create_from_folder, dataset_import
-    from curation.services.prompts import prompt_version_create_zero_shot
+    from curation.services.prompt_zero_shot import prompt_version_create_zero_shot
     from tests.engine.imagegen import make_two_kind_images
-    from worker.runtime import get_clip
 
     folder = tmp_path / "imgs"
     make_two_kind_images(folder, N_PER_KIND, seed=3)

@@ -56,7 +56,7 @@ def test_transient_errors_retry_with_backoff_then_succeed(chunk, monkeypatch, co
         if len(calls) <= 2:
             raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr("curation.services.scoring.scoring_chunk_process", flaky)
+    monkeypatch.setattr("curation.services.chunks.scoring_chunk_process", flaky)
     tasks.score_chunk.apply(args=(chunk.pk,), throw=False)
     assert calls == [chunk.pk] * 3
     assert countdowns == [5, 10]  # exponential backoff
@@ -71,7 +71,7 @@ def test_transient_errors_are_bounded_then_the_run_fails(chunk, monkeypatch, cou
         calls.append(chunk_id)
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr("curation.services.scoring.scoring_chunk_process", down)
+    monkeypatch.setattr("curation.services.chunks.scoring_chunk_process", down)
     tasks.score_chunk.apply(args=(chunk.pk,), throw=False)
     assert len(calls) == tasks.MAX_RETRIES + 1
     assert countdowns == [5, 10, 20]
@@ -87,7 +87,7 @@ def test_permanent_errors_are_not_retried(chunk, monkeypatch, countdowns):
     def broken(*, chunk_id, clip_provider):
         raise ModelLoadError("checkpoint /x.pt is not a torch file")
 
-    monkeypatch.setattr("curation.services.scoring.scoring_chunk_process", broken)
+    monkeypatch.setattr("curation.services.chunks.scoring_chunk_process", broken)
     tasks.score_chunk.apply(args=(chunk.pk,), throw=False)
     assert countdowns == []
     run = ScoringRun.objects.get(pk=chunk.run_id)

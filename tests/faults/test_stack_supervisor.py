@@ -1,6 +1,6 @@
 """The embedded stack (`make run`) survives crashed children and keeps its queue.
 
-A real `python -m config.stack` in a temporary data directory (SQLite, embedded Redis,
+A real `python -m stack` in a temporary data directory (SQLite, embedded Redis,
 a free port, small back-off values): kill -9 of the Redis, the web server and the Celery
 worker; the supervisor restarts each, the web keeps answering, a message queued in the
 embedded Redis survives, and repeated worker crashes make it give up loudly (exit 1).
@@ -24,7 +24,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from config import stack as embedded
+from stack import launch, supervisor
+from stack import redis as embedded_redis
+from stack.children import Child
 from tests.conftest import REPO_ROOT, require
 
 STARTUP_TIMEOUT = 150  # migrations on SQLite, then the worker and gunicorn: ~10 s idle
@@ -55,14 +57,14 @@ def _stack_env(data: Path, port: int) -> dict[str, str]:
 
 
 class StackProcess:
-    """`python -m config.stack` with its output in a file that the test reads."""
+    """`python -m stack` with its output in a file that the test reads."""
 
     def __init__(self, data: Path, port: int) -> None:
         self.data, self.port = data, port
         self.log_path = data.parent / "stack.log"
         with open(self.log_path, "wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "config.stack"],
+                [sys.executable, "-m", "stack"],
                 cwd=REPO_ROOT,
                 env=_stack_env(data, port),
                 stdout=out,
@@ -144,7 +146,7 @@ def _mode(path: Path) -> int:
 
 
 def test_stack_restarts_crashed_children_then_gives_up(data_dir):
-    require(embedded.shutil.which("redis-server") is not None, "needs redis-server on PATH")
+    require(embedded_redis.shutil.which("redis-server") is not None, "needs redis-server on PATH")
     stack = StackProcess(data_dir, _free_port())
     try:
         started = time.monotonic()
@@ -206,7 +208,7 @@ def test_stack_restarts_crashed_children_then_gives_up(data_dir):
             f"(last: pid {last} was killed by SIGKILL); stopping everything"
         ) in output
         assert not stack.web_answers()
-        assert not embedded.ping_unix(sock)
+        assert not embedded_redis.ping_unix(sock)
         print(f"startup {startup_s:.1f} s; worker restarts {crash_times}")
     finally:
         stack.cleanup()
@@ -218,16 +220,16 @@ def test_stack_restarts_crashed_children_then_gives_up(data_dir):
 @pytest.fixture
 def redis_only(tmp_path, monkeypatch):
     """start_redis() of the stack (no REDIS_URL), in a temporary data directory."""
-    require(embedded.shutil.which("redis-server") is not None, "needs redis-server on PATH")
+    require(embedded_redis.shutil.which("redis-server") is not None, "needs redis-server on PATH")
     monkeypatch.delenv("REDIS_URL", raising=False)
     data = tmp_path / "data"
     data.mkdir()
-    stacks: list[embedded.Stack] = []
+    stacks: list[supervisor.Stack] = []
 
     def start() -> redis.Redis:
-        stack = embedded.Stack()
+        stack = supervisor.Stack()
         stacks.append(stack)
-        url = embedded.start_redis(stack, data)
+        url = launch.start_redis(stack, data)
         return redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"), socket_timeout=5)
 
     yield start, stacks, data
@@ -255,10 +257,10 @@ def test_restart_policy_backs_off_exponentially(monkeypatch):
     monkeypatch.setenv("Q16_RESTART_BACKOFF_MAX_S", "3")
     monkeypatch.delenv("Q16_RESTART_MAX_CRASHES", raising=False)
     monkeypatch.delenv("Q16_RESTART_WINDOW_S", raising=False)
-    policy = embedded.restart_policy()
+    policy = supervisor.restart_policy()
     assert [policy.delay(n) for n in range(1, 6)] == [0.5, 1, 2, 3, 3]
     assert (policy.max_crashes, policy.window) == (5, 300)
 
-    child = embedded.Child("worker", ["true"])
+    child = Child("worker", ["true"])
     assert [child.recent_crashes(t, window=10) for t in (0, 1, 2)] == [1, 2, 3]
     assert child.recent_crashes(50, window=10) == 1  # the old crashes left the window

@@ -384,7 +384,7 @@ def test_url_list_import_uses_the_production_policy_by_default(server, settings,
 @pytest.mark.django_db
 def test_exports_show_the_url_as_the_path(server, settings, tmp_path, admin_user):
     from curation.models import Export
-    from curation.services.exports import export_rows
+    from labels.exports import export_rows
 
     settings.MEDIA_ROOT = tmp_path / "media"
     url = f"{server.base}/good.png"

@@ -9,7 +9,7 @@ import numpy as np
 
 from curation.models import Dataset, Image, PromptVersion, Score, ScoringRun
 from reviewer.models import ReviewItem
-from reviewer.services import review_items_sync
+from reviewer.services.items import review_items_sync
 from worker.engine.store import prompts_to_bytes
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from curation.bulk import insert_rows, update_rows
 from curation.models import Score
 from reviewer.models import ReviewItem
-from reviewer.services import review_items_sync
+from reviewer.services.items import review_items_sync
 from tests.conftest import REPO_ROOT
 from tests.reviewer.factories import make_dataset
 
@@ -122,8 +122,8 @@ call_command("migrate", verbosity=0, interactive=False)
 from tests.reviewer.factories import make_dataset
 from curation.models import Score
 from reviewer.models import ReviewItem
-from reviewer.services import review_items_sync
-from curation.services.scoring import _upsert_scores
+from reviewer.services.items import review_items_sync
+from curation.services.chunks import _upsert_scores
 
 dataset, run, images = make_dataset([0.9, 0.8, 0.2])
 ids = [image.pk for image in images]

@@ -6,15 +6,12 @@ from __future__ import annotations
 import pytest
 
 from curation.errors import NotAllowed, ValidationFailed
-from reviewer import services
 from reviewer.models import ReviewItem
-from reviewer.services import (
-    QueueFilters,
-    review_decision_record,
-    review_item_batch,
-    review_item_next,
-    review_settings_update,
-)
+from reviewer.services import items as item_services
+from reviewer.services import queue as queue_services
+from reviewer.services.decisions import review_decision_record
+from reviewer.services.queue import QueueFilters, review_item_batch, review_item_next
+from reviewer.services.settings import review_settings_update
 from tests.reviewer.factories import item_of, make_dataset
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +46,7 @@ def test_uncertain_mode_serves_closest_to_the_threshold_first(reviewer_user):
 def test_uncertain_mode_follows_a_rescore(reviewer_user):
     dataset, run, images = make_dataset([0.55, 0.9], threshold=0.5)
     # A new prompt version moves the second image next to the boundary.
-    services.review_items_sync(run=run, scores={images[0].pk: 0.95, images[1].pk: 0.51})
+    item_services.review_items_sync(run=run, scores={images[0].pk: 0.95, images[1].pk: 0.51})
     item = review_item_next(
         reviewer=reviewer_user, mode="uncertain", filters=QueueFilters(dataset=dataset)
     )
@@ -57,7 +54,7 @@ def test_uncertain_mode_follows_a_rescore(reviewer_user):
 
 
 def test_audit_mode_samples_unflagged_images_of_the_latest_run(reviewer_user, admin_user):
-    services.audit_random.seed(7)
+    queue_services.audit_random.seed(7)
     scores = [0.9, 0.8] + [0.01 * i for i in range(1, 21)]  # 2 flagged, 20 below 0.5
     dataset, run, images = make_dataset(scores, threshold=0.5)
     below = {image.pk for image, p in zip(images, scores, strict=True) if p < 0.5}
@@ -79,7 +76,7 @@ def test_audit_mode_samples_unflagged_images_of_the_latest_run(reviewer_user, ad
         reviewer=reviewer_user, limit=10, filters=QueueFilters(dataset=dataset)
     )
     assert {item.image_id for item in flagged} == {images[0].pk, images[1].pk}
-    services.review_items_sync(
+    item_services.review_items_sync(
         run=run, scores={image.pk: p for image, p in zip(images, scores, strict=True)}
     )
     assert ReviewItem.objects.filter(is_audit=True, state=ReviewItem.State.PENDING).count() == 10

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reviewer.selectors import _byte_index, _hamming_ball, image_near_duplicates
+from reviewer.measures import byte_index as _byte_index
+from reviewer.measures import hamming_ball as _hamming_ball
+from reviewer.selectors.duplicates import image_near_duplicates
 from tests.reviewer.factories import make_dataset
 
 

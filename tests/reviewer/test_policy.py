@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from curation.models import Embedding, PromptJob, PromptVersion, ScoringRun
-from curation.services.prompts import prompt_policy_apply, prompt_version_activate
+from curation.services.prompt_policy import prompt_policy_apply
+from curation.services.prompt_versions import prompt_version_activate
 from reviewer.models import ReviewItem, ReviewSettings
-from reviewer.services import review_decision_record, review_settings_update
+from reviewer.services.decisions import review_decision_record
+from reviewer.services.settings import review_settings_update
 from tests.reviewer.factories import item_of, make_dataset, make_version
 from worker.engine.store import embeddings_to_bytes
 

@@ -8,14 +8,9 @@ import pytest
 from django.utils import timezone
 
 from reviewer.models import Decision, ReviewItem
-from reviewer.services import (
-    QueueFilters,
-    review_decision_record,
-    review_decision_undo,
-    review_item_batch,
-    review_item_next,
-    review_settings_update,
-)
+from reviewer.services.decisions import review_decision_record, review_decision_undo
+from reviewer.services.queue import QueueFilters, review_item_batch, review_item_next
+from reviewer.services.settings import review_settings_update
 from tests.reviewer.factories import item_of, make_dataset, sha
 
 pytestmark = pytest.mark.django_db

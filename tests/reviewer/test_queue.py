@@ -13,8 +13,10 @@ from django.utils import timezone
 from curation.errors import StateConflict
 from curation.models import Dataset, Image, PromptVersion, ScoringRun
 from reviewer.models import Decision, ReviewItem
-from reviewer.selectors import images_with_latest_verdict
-from reviewer.services import review_decision_record, review_item_next, review_items_sync
+from reviewer.selectors.verdicts import images_with_latest_verdict
+from reviewer.services.decisions import review_decision_record
+from reviewer.services.items import review_items_sync
+from reviewer.services.queue import review_item_next
 from worker.engine.store import prompts_to_bytes
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from reviewer.measures import wilson_interval
 from reviewer.models import ReviewItem
-from reviewer.selectors import dataset_review_stats, wilson_interval
-from reviewer.services import review_decision_record
+from reviewer.selectors.stats import dataset_review_stats
+from reviewer.services.decisions import review_decision_record
 from tests.reviewer.factories import item_of, make_dataset
 
 pytestmark = pytest.mark.django_db

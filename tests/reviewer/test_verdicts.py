@@ -7,22 +7,16 @@ import pytest
 
 from curation.errors import StateConflict, ValidationFailed
 from curation.models import Embedding, Export
-from curation.selectors import labelled_embeddings
-from curation.services.exports import export_create, export_rows
+from curation.services.exports import export_create
+from labels.exports import export_rows
+from labels.selectors import labelled_embeddings
+from reviewer.measures import cohen_kappa
 from reviewer.models import Decision, DecisionRetraction, ReviewItem
-from reviewer.selectors import (
-    cohen_kappa,
-    image_history,
-    images_with_latest_verdict,
-    review_agreement,
-)
-from reviewer.services import (
-    QueueFilters,
-    review_decision_record,
-    review_decision_undo,
-    review_item_next,
-    review_settings_update,
-)
+from reviewer.selectors.stats import review_agreement
+from reviewer.selectors.verdicts import image_history, images_with_latest_verdict
+from reviewer.services.decisions import review_decision_record, review_decision_undo
+from reviewer.services.queue import QueueFilters, review_item_next
+from reviewer.services.settings import review_settings_update
 from tests.reviewer.factories import item_of, make_dataset, sha
 from worker.engine.store import embeddings_to_bytes
 

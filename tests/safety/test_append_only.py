@@ -13,7 +13,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from curation.models import Export
-from curation.services.exports import export_build, export_create
+from curation.services.exports import export_create
+from labels.exports import export_build
 from reviewer.models import Decision, DecisionRetraction, ReviewItem
 from tests.reviewer.factories import make_dataset
 

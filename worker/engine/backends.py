@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .spec import BACKENDS, backend_key_suffix, model_key_for, validate_backend
+
 __all__ = [
     "BACKENDS",
     "BackendUnavailable",
@@ -49,12 +51,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BACKENDS: tuple[str, ...] = ("torch", "openvino", "openvino-bf16")
-"""Backend names accepted by :func:`worker.engine.clip.load_clip`."""
-
-# Inference precision of each OpenVINO backend, and the model-key suffix of lossy ones.
+# Inference precision of each OpenVINO backend.
 _OV_PRECISION = {"openvino": "f32", "openvino-bf16": "bf16"}
-_KEY_SUFFIX = {"torch": "", "openvino": "", "openvino-bf16": "+bf16"}
 
 # Bump when the export changes in a way that makes old cached IR files wrong.
 _EXPORT_VERSION = 1
@@ -64,24 +62,6 @@ ImageEncoder = Callable[[torch.Tensor], torch.Tensor]
 
 class BackendUnavailable(RuntimeError):
     """The requested backend's package is not installed or cannot run here."""
-
-
-def validate_backend(backend: str) -> str:
-    """Return the normalised backend name, or raise ValueError for an unknown one."""
-    name = (backend or "torch").strip().lower()
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    return name
-
-
-def backend_key_suffix(backend: str) -> str:
-    """The suffix a backend adds to the model key: ``""`` when exact, ``"+bf16"`` when not."""
-    return _KEY_SUFFIX[validate_backend(backend)]
-
-
-def model_key_for(spec_key: str, backend: str) -> str:
-    """The embedding-cache key of a model run with a backend (``spec_key`` plus its suffix)."""
-    return f"{spec_key}{backend_key_suffix(backend)}"
 
 
 def default_backend_cache_dir() -> Path:

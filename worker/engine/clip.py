@@ -13,14 +13,11 @@ registered with open_clip by :func:`register_model_configs`.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -28,6 +25,8 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
+
+from .spec import MODEL_CONFIG_DIR, ModelLoadError, ModelSpec
 
 __all__ = [
     "CPU_FORWARD_BATCH",
@@ -43,18 +42,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MODEL_CONFIG_DIR: Path = Path(__file__).resolve().parent / "model_configs"
-"""Folder of open_clip model configs shipped with the project (``q16-tiny.json``, ...)."""
-
-_HASH_BLOCK = 1 << 20  # 1 MiB: big enough to be fast, small enough to stream multi-GB weights
-_KEY_HASH_CHARS = 16
-
 _register_lock = threading.Lock()
 _registered = False
-
-
-class ModelLoadError(ValueError):
-    """A model could not be specified, found or loaded (bad name, tag, file or device)."""
 
 
 def register_model_configs() -> None:
@@ -70,81 +59,6 @@ def register_model_configs() -> None:
         open_clip.add_model_config(MODEL_CONFIG_DIR)
         _registered = True
         logger.debug("registered open_clip model configs from %s", MODEL_CONFIG_DIR)
-
-
-@functools.lru_cache(maxsize=64)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    # size and mtime_ns are part of the cache key only: a rewritten file is re-hashed.
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _checkpoint_sha256(path: str | Path) -> str:
-    """Return the SHA-256 hex digest of a checkpoint file, cached per (path, size, mtime)."""
-    resolved = Path(path).expanduser().resolve()
-    try:
-        st = resolved.stat()
-    except FileNotFoundError as exc:
-        raise ModelLoadError(f"checkpoint file not found: {path}") from exc
-    except OSError as exc:
-        raise ModelLoadError(f"checkpoint file unreadable: {path}: {exc}") from exc
-    if not resolved.is_file():
-        raise ModelLoadError(f"checkpoint path is not a file: {path}")
-    return _file_sha256(str(resolved), st.st_size, st.st_mtime_ns)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Which CLIP to load: an open_clip architecture plus the source of its weights.
-
-    Exactly one of ``pretrained`` (an open_clip pretrained tag such as
-    ``"openai"``) or ``checkpoint_path`` (a local weights file) must be given.
-
-    Note that OpenAI's weights were trained with QuickGELU: when loading them
-    from a checkpoint file, name the ``-quickgelu`` architecture
-    (``ViT-B-16-quickgelu``). With a pretrained tag :func:`load_clip` sets
-    QuickGELU from the tag's metadata itself.
-
-    Attributes:
-        name: open_clip model (architecture) name, e.g. ``"ViT-B-16"`` or ``"q16-tiny"``.
-        pretrained: open_clip pretrained tag, e.g. ``"openai"``.
-        checkpoint_path: path of a local checkpoint (state dict) for ``name``.
-    """
-
-    name: str
-    pretrained: str | None = None
-    checkpoint_path: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.name:
-            raise ModelLoadError("model name is empty")
-        if (self.pretrained is None) == (self.checkpoint_path is None):
-            raise ModelLoadError(
-                f"model {self.name!r}: give exactly one of a pretrained tag or a checkpoint path "
-                f"(got pretrained={self.pretrained!r}, checkpoint_path={self.checkpoint_path!r})"
-            )
-        if self.pretrained == "" or self.checkpoint_path == "":
-            raise ModelLoadError(f"model {self.name!r}: empty pretrained tag or checkpoint path")
-
-    @property
-    def key(self) -> str:
-        """A stable identity of the weights, used as the embedding-cache key.
-
-        ``"<name>/<tag>"`` for a pretrained tag; ``"<name>/sha256-<16 hex>"`` for a
-        checkpoint, from the file's content, so moving or renaming the file keeps
-        the key and overwriting it with other weights changes it.
-
-        Raises:
-            ModelLoadError: the checkpoint file does not exist or cannot be read.
-        """
-        if self.pretrained is not None:
-            return f"{self.name}/{self.pretrained}"
-        assert self.checkpoint_path is not None  # guaranteed by __post_init__
-        digest = _checkpoint_sha256(self.checkpoint_path)
-        return f"{self.name}/sha256-{digest[:_KEY_HASH_CHARS]}"
 
 
 def resolve_device(device: str) -> torch.device:

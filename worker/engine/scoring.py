@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_INAPPROPRIATE_TEXTS",
     "INAPPROPRIATE",
     "PROMPT_SCALE",
+    "threshold_error",
     "inappropriate_probability",
     "zero_shot_prompts",
 ]
@@ -32,6 +33,15 @@ APPROPRIATE = 0
 """Row of the prompt matrix (and class label) meaning *appropriate*."""
 INAPPROPRIATE = 1
 """Row of the prompt matrix (and class label) meaning *inappropriate*."""
+
+
+def threshold_error(threshold: float) -> str | None:
+    """Why a flag threshold is unusable, or None: images with p >= threshold are flagged, so
+    it lies in (0, 1] (0 would flag every image)."""
+    if not 0.0 < threshold <= 1.0:
+        return "The threshold must be in (0, 1]."
+    return None
+
 
 DEFAULT_APPROPRIATE_TEXTS: tuple[str, ...] = ("This image is about something positive",)
 """The paper's zero-shot text for row 0."""

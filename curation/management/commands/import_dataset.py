@@ -34,7 +34,7 @@ class Command(BaseCommand):
         try:
             if folder:
                 dataset = dataset_create_from_folder(name=name, folder=folder, queue=queue)
-            else:
+            elif archive:
                 path = Path(archive)
                 if not path.is_file():
                     raise CommandError(f"{archive} is not a file.")
@@ -42,6 +42,8 @@ class Command(BaseCommand):
                     dataset = dataset_create_from_archive(
                         name=name, archive=File(handle, name=path.name), queue=queue
                     )
+            else:
+                raise CommandError("Give a folder (--folder) or a zip archive (--archive).")
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"Dataset {dataset.pk} ({dataset.name}) created.")

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from curation.errors import DomainError
 from curation.services.clip_config import configured_model_key
-from curation.services.prompts import prompt_version_activate, prompt_version_import
+from curation.services.prompt_versions import prompt_version_activate, prompt_version_import
 
 
 class Command(BaseCommand):

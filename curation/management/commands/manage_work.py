@@ -7,7 +7,7 @@ from curation.errors import DomainError
 from curation.management.cli import resolve_dataset
 from curation.models import PromptJob, ScoringRun
 from curation.services.datasets import dataset_import_cancel, dataset_import_resume
-from curation.services.prompts import prompt_job_cancel, prompt_job_resume
+from curation.services.prompt_jobs import prompt_job_cancel, prompt_job_resume
 from curation.services.recovery import recover_stalled_work
 from curation.services.scoring import scoring_run_cancel, scoring_run_resume
 
@@ -53,17 +53,17 @@ class Command(BaseCommand):
     def _act(self, action: str, kind: str, target: str) -> str:
         if kind == "import":
             dataset = resolve_dataset(target)
-            service = dataset_import_cancel if action == "cancel" else dataset_import_resume
-            dataset = service(dataset=dataset)
+            import_action = dataset_import_cancel if action == "cancel" else dataset_import_resume
+            dataset = import_action(dataset=dataset)
             return f"Import of dataset {dataset.pk} ({dataset.name}): {dataset.state}."
         if kind == "run":
             run = self._get(ScoringRun, target, "run")
-            service = scoring_run_cancel if action == "cancel" else scoring_run_resume
-            run = service(run=run)
+            run_action = scoring_run_cancel if action == "cancel" else scoring_run_resume
+            run = run_action(run=run)
             return f"Run {run.pk}: {run.state}, {run.chunks_done}/{run.chunks_total} chunks done."
         job = self._get(PromptJob, target, "prompt job")
-        service = prompt_job_cancel if action == "cancel" else prompt_job_resume
-        job = service(job=job)
+        job_action = prompt_job_cancel if action == "cancel" else prompt_job_resume
+        job = job_action(job=job)
         return f"Prompt job {job.pk}: {job.state}."
 
     @staticmethod

@@ -7,10 +7,13 @@ from tqdm import tqdm
 from curation.errors import DomainError
 from curation.management.cli import follow_row, resolve_dataset, resolve_prompt_version
 from curation.models import PromptVersion, ScoringRun
+from curation.selectors import active_prompt_version
+from curation.services.chunks import scoring_chunk_process
 from curation.services.clip_config import configured_model_key
-from curation.services.prompts import prompt_version_activate, prompt_version_create_zero_shot
-from curation.services.scoring import scoring_chunk_process, scoring_run_start
-from worker.runtime import get_clip
+from curation.services.clip_runtime import get_clip
+from curation.services.prompt_versions import prompt_version_activate
+from curation.services.prompt_zero_shot import prompt_version_create_zero_shot
+from curation.services.scoring import scoring_run_start
 
 
 class Command(BaseCommand):
@@ -85,7 +88,7 @@ class Command(BaseCommand):
         if value:
             return resolve_prompt_version(value)
         model_key = configured_model_key()
-        version = PromptVersion.objects.filter(model_key=model_key, is_active=True).first()
+        version = active_prompt_version(model_key=model_key)
         if version is not None:
             return version
         self.stdout.write(

@@ -1,0 +1,24 @@
+"""Extension points: curation announces what happened (or asks), the layers above answer.
+
+Curation sits below the review app and never imports it; the review app connects its
+receivers in its AppConfig.ready (reviewer/apps.py). Receivers run synchronously inside
+the sender's transaction, so their writes commit or roll back with it, and an exception
+in one rolls the sender's work back too.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# A chunk's scores were written. Sent inside the chunk's final transaction with
+# run=<ScoringRun> and scores={image id: p_inappropriate}; the review app creates,
+# updates and withdraws review items from them.
+chunk_scored = Signal()
+
+# A reviewer lost access to a dataset. Sent inside the unassignment's transaction with
+# dataset_id=<int> and user_ids=<list of int>; the review app releases their leases there.
+reviewers_unassigned = Signal()
+
+# The dataset page and API ask for a dataset's review counts. Sent with dataset=<Dataset>;
+# the review app answers {"flagged", "pending_review", "confirmed", "rejected"}.
+dataset_review_counts = Signal()

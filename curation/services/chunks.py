@@ -1,0 +1,347 @@
+"""One chunk of a scoring run, as a worker processes it: embed what is not cached, score, flag.
+
+A chunk is the unit of work of one Celery task. Processing a chunk twice (a
+redelivered task after a killed worker) is harmless: embeddings and scores are
+upserts, and the chunk's counters are added to the run only in the transaction
+that moves the chunk to DONE. A chunk whose run was cancelled meanwhile rolls its
+writes back (see curation.services.scoring).
+
+Worker-side: this module loads the engine's encode pipeline (torch).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from itertools import repeat
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from curation.bulk import insert_rows
+from curation.hooks import chunk_scored
+from curation.models import Embedding, Image, Score, ScoringChunk, ScoringRun
+from curation.services.scoring import STOPPED_STATES
+from worker.engine.clip import ClipModel
+from worker.engine.pipeline import encode_files
+from worker.engine.scoring import inappropriate_probability
+from worker.engine.store import embeddings_from_bytes, embeddings_to_bytes, prompts_from_bytes
+
+logger = logging.getLogger(__name__)
+
+# Returns the loaded CLIP model for a model key (the worker keeps one per process).
+ClipProvider = Callable[[str], ClipModel]
+
+
+class RunStopped(Exception):
+    """Raised inside a chunk's final transaction to roll it back: the run was cancelled."""
+
+
+class ChunkImage(NamedTuple):
+    id: int
+    sha256: str
+    relative_path: str
+
+
+def _upsert_scores(*, run_id: int, image_ids: list[int], probabilities: list[float]) -> None:
+    """Insert a run's (image id, score) rows, replacing any a redelivered task wrote.
+
+    Plain rows, not Score instances: building instances costs more than the database write
+    itself at a million rows.
+    """
+    insert_rows(
+        table=Score._meta.db_table,
+        columns=["run_id", "image_id", "p_inappropriate"],
+        pg_types=["bigint", "bigint", "float8"],
+        rows=list(zip(repeat(run_id), image_ids, probabilities, strict=False)),
+        on_conflict=(
+            "ON CONFLICT (run_id, image_id) DO UPDATE SET p_inappropriate = excluded.p_inappropriate"
+        ),
+    )
+
+
+def scoring_chunk_process(
+    *,
+    chunk_id: int,
+    clip_provider: ClipProvider | None,
+    batch_size: int | None = None,
+    decode_workers: int | None = None,
+) -> ScoringChunk:
+    """Embed the chunk's uncached images, score all of them and flag those over the threshold.
+
+    clip_provider=None scores from cached embeddings only (rescore): an image without a
+    cached embedding counts as failed instead of being encoded.
+    """
+    chunk = ScoringChunk.objects.select_related("run", "run__prompt_version", "run__dataset").get(
+        pk=chunk_id
+    )
+    run = chunk.run
+    if chunk.state == ScoringChunk.State.DONE or run.state in STOPPED_STATES:
+        return chunk
+    now = timezone.now()
+    ScoringChunk.objects.filter(pk=chunk.pk).update(attempts=F("attempts") + 1)
+    ScoringRun.objects.filter(pk=run.pk, state=ScoringRun.State.PENDING).update(
+        state=ScoringRun.State.RUNNING, started_at=now
+    )
+    ScoringRun.objects.filter(pk=run.pk).update(heartbeat_at=now)
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    images, cached = _chunk_images(
+        dataset_id=run.dataset_id,
+        model_key=run.model_key,
+        first_image_id=chunk.first_image_id,
+        last_image_id=chunk.last_image_id,
+    )
+    timings["cache_read"] = time.perf_counter() - started
+    vectors, failures, encoded = _embeddings_for(
+        images=images,
+        cached=cached,
+        model_key=run.model_key,
+        dim=run.prompt_version.dim,
+        root=Path(run.dataset.root_path),
+        clip_provider=clip_provider,
+        batch_size=batch_size or settings.Q16_BATCH_SIZE,
+        decode_workers=decode_workers or settings.Q16_DECODE_WORKERS or None,
+        timings=timings,
+    )
+
+    t0 = time.perf_counter()
+    scored_ids = [image.id for image, ok in zip(images, vectors.ok, strict=True) if ok]
+    prompts = prompts_from_bytes(bytes(run.prompt_version.vectors))
+    probabilities = (
+        inappropriate_probability(
+            vectors.matrix if vectors.ok.all() else vectors.matrix[vectors.ok], prompts
+        ).tolist()
+        if scored_ids
+        else []
+    )
+    timings["score"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    try:
+        locked = _write_chunk(
+            chunk=chunk,
+            run=run,
+            images=images,
+            scored_ids=scored_ids,
+            probabilities=probabilities,
+            failures=failures,
+            encoded=encoded,
+            timings=timings,
+            started=started,
+            t0=t0,
+        )
+    except RunStopped as stopped:
+        # The run was cancelled while this chunk ran: its writes were rolled back and the
+        # chunk stays PENDING for a resume.
+        logger.info("run %s chunk %s: result dropped, the run is %s", run.pk, chunk.index, stopped)
+        chunk.refresh_from_db()
+        return chunk
+    return locked
+
+
+def _write_chunk(
+    *,
+    chunk: ScoringChunk,
+    run: ScoringRun,
+    images: list[ChunkImage],
+    scored_ids: list[int],
+    probabilities: list[float],
+    failures: dict[str, str],
+    encoded: int,
+    timings: dict[str, float],
+    started: float,
+    t0: float,
+) -> ScoringChunk:
+    """The chunk's final transaction: scores, review items, DONE and the run's counters."""
+    with transaction.atomic():
+        locked = ScoringChunk.objects.select_for_update().get(pk=chunk.pk)
+        if locked.state == ScoringChunk.State.DONE:
+            return locked  # a duplicate delivery finished first
+        # Cheap early look (no lock) so a cancelled run skips the writes; the locked
+        # re-check in _add_chunk_to_run is the one that counts.
+        state = ScoringRun.objects.values_list("state", flat=True).get(pk=run.pk)
+        if state == ScoringRun.State.CANCELLED:
+            raise RunStopped(state)
+        _upsert_scores(run_id=run.pk, image_ids=scored_ids, probabilities=probabilities)
+        timings["write_scores"] = time.perf_counter() - t0
+        chunk_scored.send(
+            sender=ScoringRun, run=run, scores=dict(zip(scored_ids, probabilities, strict=True))
+        )
+        flagged = sum(1 for p in probabilities if p >= run.threshold)
+        timings["write_review_items"] = time.perf_counter() - t0 - timings["write_scores"]
+        locked.state = ScoringChunk.State.DONE
+        locked.error = "; ".join(f"{sha[:12]}: {reason}" for sha, reason in failures.items())[:5000]
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["state", "error", "finished_at"])
+        failed_images = sum(1 for image in images if image.sha256 in failures)
+        timings["write"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - started
+        _add_chunk_to_run(
+            run_id=run.pk,
+            processed=len(images),
+            failed=failed_images,
+            flagged=flagged,
+            encoded=encoded,
+            timings=timings,
+        )
+    logger.info(
+        "run %s chunk %s: %s images, %s encoded, %s failed, %s flagged, %s",
+        run.pk,
+        chunk.index,
+        len(images),
+        encoded,
+        failed_images,
+        flagged,
+        {k: round(v, 3) for k, v in timings.items()},
+    )
+    return locked
+
+
+def _chunk_images(
+    *, dataset_id: int, model_key: str, first_image_id: int, last_image_id: int
+) -> tuple[list[ChunkImage], list[bytes | memoryview | None]]:
+    """A chunk's valid images, and each one's cached embedding blob (or None).
+
+    One LEFT JOIN on the embedding cache's (model key, hash) index, read with a plain cursor:
+    at a million images per rescore, model instances and per-row converters cost more than
+    the query.
+    """
+    image_table = connection.ops.quote_name(Image._meta.db_table)
+    embedding_table = connection.ops.quote_name(Embedding._meta.db_table)
+    # No ORDER BY: the two lists stay aligned whatever the order, and sorting 20 MB of
+    # vectors spilled to disk on PostgreSQL.
+    sql = (
+        f"SELECT i.id, i.sha256, i.relative_path, e.vector FROM {image_table} i "
+        f"LEFT JOIN {embedding_table} e ON e.model_key = %s AND e.sha256 = i.sha256 "
+        "WHERE i.dataset_id = %s AND i.status = %s AND i.id >= %s AND i.id <= %s"
+    )
+    params: list[str | int] = [
+        model_key,
+        dataset_id,
+        Image.Status.OK,
+        first_image_id,
+        last_image_id,
+    ]
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        connection.ensure_connection()
+        # Binary results (which Django's client-side cursors cannot ask for): bytea arrives
+        # as bytes, not as hex text twice its size to parse.
+        with psycopg.Cursor(connection.connection) as pg_cursor:
+            pg_cursor.execute(sql, params, binary=True)
+            rows = pg_cursor.fetchall()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+    return [ChunkImage(row[0], row[1], row[2]) for row in rows], [row[3] for row in rows]
+
+
+class ChunkVectors(NamedTuple):
+    # (n, D) float32 in the chunk's image order; rows where ``ok`` is False are zeros.
+    matrix: np.ndarray
+    ok: np.ndarray
+
+
+def _embeddings_for(
+    *,
+    images: list[ChunkImage],
+    cached: list[bytes | memoryview | None],
+    model_key: str,
+    dim: int,
+    root: Path,
+    clip_provider: ClipProvider | None,
+    batch_size: int,
+    decode_workers: int | None,
+    timings: dict[str, float],
+) -> tuple[ChunkVectors, dict[str, str], int]:
+    """Every image's embedding (cached, or encoded now), failures by hash, count encoded."""
+    t0 = time.perf_counter()
+    ok = np.fromiter((blob is not None for blob in cached), dtype=bool, count=len(cached))
+    matrix = np.zeros((len(images), dim), dtype=np.float32)
+    if ok.any():
+        blobs = [blob for blob in cached if blob is not None]
+        if any(len(blob) != 2 * dim for blob in blobs):  # float16: one row of dim values each
+            raise ValueError(f"cached embeddings for {model_key} are not {dim}-dimensional")
+        # One decode of all blobs joined instead of one numpy call per row.
+        matrix[ok] = embeddings_from_bytes(b"".join(blobs), dim=dim)
+    timings["cache_read"] = timings.get("cache_read", 0.0) + time.perf_counter() - t0
+
+    # Rows by missing hash: identical files are encoded once.
+    missing: dict[str, list[int]] = {}
+    for row in np.flatnonzero(~ok).tolist():
+        missing.setdefault(images[row].sha256, []).append(row)
+    failures: dict[str, str] = {}
+    vectors = ChunkVectors(matrix=matrix, ok=ok)
+    if not missing:
+        return vectors, failures, 0
+    if clip_provider is None:
+        return vectors, {sha: "no cached embedding for this model" for sha in missing}, 0
+
+    clip = clip_provider(model_key)
+    missing_items = list(missing.items())
+    result = encode_files(
+        clip,
+        [root / images[rows[0]].relative_path for _, rows in missing_items],
+        batch_size=batch_size,
+        decode_workers=decode_workers,
+    )
+    timings["encode"] = result.timings.get("wall", 0.0)
+    timings["decode"] = result.timings.get("decode", 0.0)
+    timings["forward"] = result.timings.get("forward", 0.0)
+    for position, reason in result.failures.items():
+        failures[missing_items[position][0]] = reason
+    new_rows = []
+    for row, position in enumerate(result.ok_indices):
+        sha, rows = missing_items[position]
+        blob = embeddings_to_bytes(result.embeddings[row][None, :])
+        # Score from the cached (float16) value, so a rescore reproduces these scores exactly.
+        matrix[rows] = embeddings_from_bytes(blob, dim=dim)[0]
+        ok[rows] = True
+        new_rows.append(Embedding(model_key=model_key, sha256=sha, vector=blob))
+    Embedding.objects.bulk_create(new_rows, ignore_conflicts=True, batch_size=1000)
+    return vectors, failures, len(result.ok_indices)
+
+
+def _add_chunk_to_run(
+    *, run_id: int, processed: int, failed: int, flagged: int, encoded: int, timings: dict
+) -> None:
+    run = ScoringRun.objects.select_for_update().get(pk=run_id)
+    if run.state == ScoringRun.State.CANCELLED:
+        # Cancelled since the chunk started: roll the whole chunk back. (A failed run keeps
+        # the chunk: a resume then has one chunk fewer to redo.)
+        raise RunStopped(run.state)
+    run.processed += processed
+    run.failed += failed
+    run.flagged += flagged
+    run.encoded += encoded
+    run.chunks_done += 1
+    merged = dict(run.timings or {})
+    for stage, seconds in timings.items():
+        merged[stage] = round(merged.get(stage, 0.0) + seconds, 4)
+    run.timings = merged
+    run.heartbeat_at = timezone.now()
+    if run.chunks_done >= run.chunks_total and run.state != ScoringRun.State.FAILED:
+        run.state = ScoringRun.State.SUCCEEDED
+        run.finished_at = run.heartbeat_at
+    run.save()
+
+
+def scoring_run_rescore(*, run_id: int) -> ScoringRun:
+    """Score every chunk of a rescore run from cached embeddings, in this process."""
+    for chunk_id in ScoringChunk.objects.filter(
+        run_id=run_id, state=ScoringChunk.State.PENDING
+    ).values_list("id", flat=True):
+        if ScoringRun.objects.filter(pk=run_id, state__in=STOPPED_STATES).exists():
+            break  # cancelled between chunks: stop at once
+        scoring_chunk_process(chunk_id=chunk_id, clip_provider=None)
+    return ScoringRun.objects.get(pk=run_id)

@@ -1,0 +1,142 @@
+"""The automatic-retrain policy: after every N verdicts, train a candidate; keep it if better.
+
+A candidate goes live only when its held-out accuracy is at least the active version's on
+the same held-out verdicts, and never for a dataset pinned to a version.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from curation.errors import StateConflict, full_clean_or_fail
+from curation.models import Dataset, PromptJob, PromptPolicy
+from curation.selectors import active_prompt_version, dataset_latest_run
+from curation.services.prompt_jobs import prompt_job_create_training
+from curation.services.prompt_versions import prompt_version_activate
+
+logger = logging.getLogger(__name__)
+
+
+def prompt_policy_update(*, dataset: Dataset, auto_retrain_every: int | None) -> PromptPolicy:
+    """Turn the auto-retrain policy on (every N >= 1 new verdicts) or off (None)."""
+    with transaction.atomic():
+        policy, _ = PromptPolicy.objects.select_for_update().get_or_create(dataset=dataset)
+        policy.auto_retrain_every = auto_retrain_every
+        full_clean_or_fail(policy)
+        policy.save(update_fields=["auto_retrain_every", "updated_at"])
+    return policy
+
+
+def prompt_policy_count_verdicts(*, dataset_id: int, count: int = 1) -> PromptJob | None:
+    """Count new verdicts for the dataset's auto-retrain policy; after every N, queue training.
+
+    Training starts from the pinned version, or the active version of the dataset's model.
+    A training job still pending or running is not stacked: the count keeps growing and the
+    next verdict after it ends queues the next job. Called inside the verdict's transaction.
+    """
+    rules = (
+        PromptPolicy.objects.select_for_update(of=("self",))
+        .select_related("dataset", "pinned_version", "last_retrain_job")
+        .filter(dataset_id=dataset_id, auto_retrain_every__isnull=False)
+        .first()
+    )
+    if rules is None:
+        return None
+    rules.verdicts_since_retrain += count
+    job = None
+    busy = rules.last_retrain_job is not None and rules.last_retrain_job.state in (
+        PromptJob.State.PENDING,
+        PromptJob.State.RUNNING,
+    )
+    every = rules.auto_retrain_every or 0  # the query above keeps only policies that are on
+    if every and rules.verdicts_since_retrain >= every and not busy:
+        parent = rules.pinned_version
+        if parent is None:
+            last = dataset_latest_run(dataset=rules.dataset)
+            if last is not None:
+                parent = active_prompt_version(model_key=last.model_key) or last.prompt_version
+        if parent is not None:
+            job = prompt_job_create_training(
+                dataset=rules.dataset,
+                parent=parent,
+                name=f"auto-retrain of {rules.dataset.name}",
+                policy={"trigger_verdicts": rules.verdicts_since_retrain},
+            )
+            rules.verdicts_since_retrain = 0
+            rules.last_retrain_job = job
+    rules.save(update_fields=["verdicts_since_retrain", "last_retrain_job", "updated_at"])
+    return job
+
+
+def prompt_policy_apply(*, job_id: int) -> PromptJob:
+    """Decide, once, whether the policy's finished training job's candidate goes live.
+
+    The candidate is activated (rescoring from cached embeddings) only when its held-out
+    accuracy is at least the active version's on the same held-out verdicts, and never for
+    a dataset with a pinned version. The comparison and the decision are written to
+    job.options["policy"].
+    """
+    with transaction.atomic():
+        job = (
+            PromptJob.objects.select_for_update(of=("self",))
+            .select_related("result")
+            .get(pk=job_id)
+        )
+        policy = dict((job.options or {}).get("policy") or {})
+        if policy.get("decided"):
+            return job
+        version = job.result
+        pinned = (
+            None
+            if job.dataset_id is None
+            else (
+                PromptPolicy.objects.filter(dataset_id=job.dataset_id)
+                .values_list("pinned_version_id", flat=True)
+                .first()
+            )
+        )
+        decision: dict = {
+            "decided": True,
+            "activated": False,
+            "decided_at": timezone.now().isoformat(),
+        }
+        if job.state != PromptJob.State.SUCCEEDED or version is None:
+            decision["reason"] = f"training did not produce a candidate: {job.error}".strip()
+        else:
+            metrics = version.metrics or {}
+            candidate = metrics.get("heldout", {}).get("accuracy")
+            active = (metrics.get("active_heldout") or {}).get("accuracy")
+            decision.update(
+                candidate_id=version.pk,
+                candidate_accuracy=candidate,
+                active_id=metrics.get("active_id"),
+                active_accuracy=active,
+                n_heldout=metrics.get("n_heldout"),
+            )
+            if pinned is not None:
+                decision["reason"] = f"the dataset is pinned to version {pinned}"
+            elif active is not None and (candidate is None or candidate < active):
+                decision["reason"] = (
+                    "the candidate is worse than the active version on held-out verdicts"
+                )
+            else:
+                try:
+                    runs = prompt_version_activate(version=version, created_by=job.created_by)
+                except StateConflict as exc:
+                    decision["reason"] = f"not activated: {exc.message}"
+                else:
+                    decision["activated"] = True
+                    decision["rescore_runs"] = [run.pk for run in runs]
+                    decision["reason"] = (
+                        "no active version to compare with"
+                        if active is None
+                        else "at least as good as the active version on held-out verdicts"
+                    )
+        policy.update(decision)
+        job.options = {**(job.options or {}), "policy": policy}
+        job.save(update_fields=["options"])
+    logger.info("auto-retrain job %s: %s", job.pk, policy.get("reason"))
+    return job

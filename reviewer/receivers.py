@@ -1,0 +1,26 @@
+"""The review app's side of curation's extension points (curation/hooks.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reviewer.models import ReviewItem
+from reviewer.selectors.verdicts import dataset_review_counts
+from reviewer.services.items import review_items_sync
+
+
+def on_chunk_scored(*, run: Any, scores: dict[int, float], **kwargs: Any) -> None:
+    """Create, update and withdraw the chunk's review items, in the chunk's transaction."""
+    review_items_sync(run=run, scores=scores)
+
+
+def on_reviewers_unassigned(*, dataset_id: int, user_ids: list[int], **kwargs: Any) -> None:
+    """A reviewer who lost a dataset gives back the leases they hold on it, at once."""
+    ReviewItem.objects.filter(dataset_id=dataset_id, leased_by_id__in=user_ids).update(
+        leased_by=None, lease_expires_at=None
+    )
+
+
+def on_dataset_review_counts(*, dataset: Any, **kwargs: Any) -> dict[str, int]:
+    """The review half of the dataset summary: flagged, waiting, confirmed, rejected."""
+    return dataset_review_counts(dataset=dataset)

@@ -1,0 +1,2 @@
+"""Read-side queries of the review domain: verdicts, settings, duplicates, item details,
+statistics (one module each)."""

@@ -1,0 +1,1 @@
+"""The review app's services: items, queue, decisions, settings (one module each)."""
