@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "curation",
     "reviewer",
     "labels",
+    "audit",
     "worker",
 ]
 

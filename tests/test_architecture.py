@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PRODUCT_PACKAGES = ("config", "stack", "curation", "reviewer", "labels", "worker")
+PRODUCT_PACKAGES = ("config", "stack", "curation", "reviewer", "labels", "audit", "worker")
 HEAVY_MODULES = ("torch", "open_clip", "openvino", "torchvision")
 
 # Top to bottom: a part may import only the parts below it.
@@ -29,6 +29,7 @@ LAYERS = [
     "labels",
     "reviewer",
     "curation",
+    "audit",
     "worker.engine",
 ]
 # The worker package's own files sit with its tasks; `stack` (the process supervisor)
