@@ -60,8 +60,13 @@ run: $(STAMP) ## Start everything on http://127.0.0.1:8000 (Ctrl-C stops it)
 migrate: $(STAMP) ## Apply database migrations to the embedded (or DATABASE_URL) database
 	$(PY) -m stack manage migrate --noinput
 
-worker: $(STAMP) ## Run one Celery worker alone (REDIS_URL, or a running `make run`'s Redis)
-	$(PY) -m stack worker
+# The queues `make worker` takes (comma-separated): gpu (the scoring chunks), cpu (everything
+# else) or both, the default. E.g. make worker WORKER_QUEUES=gpu on a GPU machine; the
+# environment's Q16_WORKER_QUEUES counts when this is unset.
+WORKER_QUEUES ?=
+
+worker: $(STAMP) ## Run one Celery worker alone (REDIS_URL, or a running `make run`'s Redis; WORKER_QUEUES=gpu|cpu)
+	$(if $(WORKER_QUEUES),Q16_WORKER_QUEUES='$(WORKER_QUEUES)' )$(PY) -m stack worker
 
 web: $(STAMP) ## Run the web server alone (gunicorn on Q16_HOST:Q16_PORT)
 	$(PY) -m stack web

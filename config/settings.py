@@ -7,11 +7,13 @@ DATABASE_URL (PostgreSQL) and REDIS_URL; see README.md for the full table.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -71,9 +73,16 @@ INSTALLED_APPS = [
     "labels",
     "audit",
     "worker",
+    # Request metrics for /metrics (config/metrics.py); it adds no tables.
+    "django_prometheus",
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz and /metrics (config/probes.py), before the HTTPS redirect and the host
+    # check: probes and scrapers come over plain HTTP to the internal address.
+    "config.probes.ProbeMiddleware",
+    # Request counts and latencies (django-prometheus): Before first, After last but axes.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -88,6 +97,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes requires: turns a lockout into its response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -317,6 +327,55 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Two queues. `gpu`: the work that runs the image encoder, the scoring chunks. `cpu`:
+# everything else (imports, rescoring from cached embeddings, prompt training, exports, the
+# lost-work recovery). A worker without -Q takes both (`make run`'s does); `-Q gpu` or `-Q cpu`
+# makes a GPU-only or CPU-only worker (docker-compose.yml, `make worker WORKER_QUEUES=...`).
+Q16_GPU_QUEUE = "gpu"
+Q16_CPU_QUEUE = "cpu"
+# Each queue has its own exchange and routing key: sharing Celery's default ones would bind both
+# queues to one key, and every task would land in both.
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name), routing_key=name) for name in (Q16_GPU_QUEUE, Q16_CPU_QUEUE)
+)
+# A task routed nowhere below (one added later) goes to cpu, never to a queue nobody reads.
+CELERY_TASK_DEFAULT_QUEUE = Q16_CPU_QUEUE
+# By the task names curation/dispatch.py sends (tests/ops/test_routing.py checks each has one).
+CELERY_TASK_ROUTES = {
+    "worker.tasks.score_chunk": {"queue": Q16_GPU_QUEUE},
+    "worker.tasks.rescore_run": {"queue": Q16_CPU_QUEUE},
+    "worker.tasks.import_dataset": {"queue": Q16_CPU_QUEUE},
+    "worker.tasks.run_prompt_job": {"queue": Q16_CPU_QUEUE},
+    "worker.tasks.build_export": {"queue": Q16_CPU_QUEUE},
+    "worker.tasks.recover_stalled_work": {"queue": Q16_CPU_QUEUE},
+}
+# Task events, so that Flower can follow the workers (docs/deployment.md): workers report each
+# task's start and end, senders each sent task. Q16_CELERY_EVENTS=false turns both off.
+CELERY_WORKER_SEND_TASK_EVENTS = env_bool("Q16_CELERY_EVENTS", True)
+CELERY_TASK_SEND_SENT_EVENT = env_bool("Q16_CELERY_EVENTS", True)
+
+# --- Operations: health and metrics (config/probes.py, config/metrics.py) --------------
+# /metrics answers a request carrying `Authorization: Bearer <Q16_METRICS_TOKEN>` (when set),
+# or one from an address in Q16_METRICS_ALLOWED_NETWORKS that came through no proxy (no
+# X-Forwarded-For, X-Real-IP or Forwarded header: behind a reverse proxy on the same host,
+# every public request comes from loopback). Default: loopback only, no token.
+Q16_METRICS_TOKEN = os.environ.get("Q16_METRICS_TOKEN", "")
+if Q16_METRICS_TOKEN and len(Q16_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured(
+        "Q16_METRICS_TOKEN must be at least 16 characters (e.g. python3 -c "
+        '"import secrets; print(secrets.token_urlsafe(32))"), or empty for none.'
+    )
+Q16_METRICS_ALLOWED_NETWORKS = env_list("Q16_METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+for _network in Q16_METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"Q16_METRICS_ALLOWED_NETWORKS: {exc}") from None
+# Workers' images per second are measured over the chunks they finished this many seconds back.
+Q16_METRICS_RATE_WINDOW = env_int("Q16_METRICS_RATE_WINDOW", 600)
+if Q16_METRICS_RATE_WINDOW < 1:
+    raise ImproperlyConfigured("Q16_METRICS_RATE_WINDOW must be positive (seconds).")
+
 # --- Q16 engine ------------------------------------------------------------------------
 Q16_CLIP_MODEL = os.environ.get("Q16_CLIP_MODEL", "ViT-B-16")
 Q16_CLIP_PRETRAINED = os.environ.get("Q16_CLIP_PRETRAINED", "openai")
@@ -331,7 +390,27 @@ Q16_CHUNK_SIZE = env_int("Q16_CHUNK_SIZE", 2048)
 # Rescoring from cached embeddings encodes nothing, so its chunks can be far larger.
 Q16_RESCORE_CHUNK_SIZE = env_int("Q16_RESCORE_CHUNK_SIZE", 20000)
 Q16_DEFAULT_THRESHOLD = env_float("Q16_DEFAULT_THRESHOLD", 0.5)
-Q16_LEASE_SECONDS = env_int("Q16_LEASE_SECONDS", 300)
+# Short, renewed by the open review page (a heartbeat every half lease): a crashed tab's items
+# come back to the queue within this many seconds.
+Q16_LEASE_SECONDS = env_int("Q16_LEASE_SECONDS", 120)
+# Reviewer protection (reviewer/services/exposure.py): the global defaults, which an admin may
+# override per reviewer on the Exposure page. 0 turns the cap or the enforced break off.
+# The cap counts different images revealed per day (server TIME_ZONE); the break is due after
+# Q16_EXPOSURE_BREAK_AFTER_MINUTES of reviewing without a pause of Q16_EXPOSURE_BREAK_MINUTES.
+Q16_EXPOSURE_DAILY_CAP = env_int("Q16_EXPOSURE_DAILY_CAP", 0)
+Q16_EXPOSURE_BREAK_AFTER_MINUTES = env_int("Q16_EXPOSURE_BREAK_AFTER_MINUTES", 0)
+Q16_EXPOSURE_BREAK_MINUTES = env_int("Q16_EXPOSURE_BREAK_MINUTES", 10)
+# Gaps between a reviewer's actions longer than this are pauses, not time reviewing (statistics).
+Q16_EXPOSURE_IDLE_MINUTES = env_int("Q16_EXPOSURE_IDLE_MINUTES", 5)
+# The longest a single reveal is recorded for (a reveal whose end never arrived counts this long).
+Q16_EXPOSURE_MAX_REVEAL_SECONDS = env_int("Q16_EXPOSURE_MAX_REVEAL_SECONDS", 600)
+if min(Q16_EXPOSURE_DAILY_CAP, Q16_EXPOSURE_BREAK_AFTER_MINUTES) < 0:
+    raise ImproperlyConfigured("The exposure cap and break settings must be 0 (off) or positive.")
+if min(Q16_EXPOSURE_BREAK_MINUTES, Q16_EXPOSURE_IDLE_MINUTES, Q16_EXPOSURE_MAX_REVEAL_SECONDS) < 1:
+    raise ImproperlyConfigured(
+        "Q16_EXPOSURE_BREAK_MINUTES, Q16_EXPOSURE_IDLE_MINUTES and "
+        "Q16_EXPOSURE_MAX_REVEAL_SECONDS must be positive."
+    )
 # Folders an admin may import from on the server (comma-separated); unset or empty: only
 # <Q16_DATA_DIR>/imports. The data directory (database, media, secret key) except that folder,
 # /proc, /sys and /dev are refused whatever this says (curation/services/datasets.py).

@@ -19,6 +19,12 @@ chunk_scored = Signal()
 # dataset_id=<int> and user_ids=<list of int>; the review app releases their leases there.
 reviewers_unassigned = Signal()
 
+# A user lost access to datasets: all of them (deactivated), or all but the ones they are
+# assigned to (an admin made a reviewer). Sent inside that change's transaction with
+# user_id=<int> and kept_dataset_ids=<list of int>; the review app releases their leases
+# outside kept_dataset_ids there and answers how many it released.
+user_access_revoked = Signal()
+
 # The dataset page and API ask for a dataset's review counts. Sent with dataset=<Dataset>;
 # the review app answers {"flagged", "pending_review", "confirmed", "rejected"}.
 dataset_review_counts = Signal()

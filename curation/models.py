@@ -38,6 +38,9 @@ class Dataset(models.Model):
     # Folder path (folder imports), the stored archive's path (archive imports) or the
     # stored URL list's path (URL-list imports).
     source = models.CharField(max_length=1024)
+    # Archive imports: the uploaded file's name as the admin's computer gave it (the pages
+    # show it; `source` is the stored copy's internal path). Empty for other kinds.
+    source_name = models.CharField(max_length=255, blank=True, default="")
     # Folder that image relative paths are resolved against.
     root_path = models.CharField(max_length=1024, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
@@ -60,6 +63,15 @@ class Dataset(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def source_label(self) -> str:
+        """What the pages show as the source: never the internal path of a stored upload."""
+        if self.source_kind == self.SourceKind.ARCHIVE:
+            return self.source_name or "uploaded archive (name not recorded)"
+        if self.source_kind == self.SourceKind.URLS:
+            return "URL list"
+        return self.source
 
 
 class Image(models.Model):
@@ -280,6 +292,11 @@ class ScoringChunk(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # The Celery worker (its hostname) that last took the chunk, when it took it, and the
+    # images it processed once done: the run's per-worker progress.
+    worker = models.CharField(max_length=255, blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    processed = models.PositiveIntegerField(default=0)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -17,7 +17,8 @@ import functools
 from typing import Any
 
 from django.contrib.auth.hashers import check_password
-from rest_framework.authtoken.models import Token
+
+from curation.services.tokens import api_tokens_revoke
 
 REVOKE_FLAG = "_q16_revoke_tokens"
 RAW_PASSWORD = "_q16_raw_password"
@@ -66,7 +67,8 @@ def user_post_save(
     sender: Any, instance: Any, raw: bool = False, update_fields: Any = None, **kwargs: Any
 ) -> None:
     if getattr(instance, REVOKE_FLAG, False):
-        Token.objects.filter(user=instance).delete()
+        reason = "account deactivated" if not instance.is_active else "password changed"
+        api_tokens_revoke(user=instance, reason=reason)
     setattr(instance, REVOKE_FLAG, False)
     if update_fields is None or "password" in update_fields:
         setattr(instance, RAW_PASSWORD, None)  # saved: forget it, as Django does _password

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import audit_views, prompt_views, user_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -45,9 +45,32 @@ urlpatterns = [
         views.DatasetReviewersView.as_view(),
         name="dataset-reviewers",
     ),
-    path("prompts/", views.PromptVersionListView.as_view(), name="prompt-versions"),
-    path("prompts/zero-shot/", views.PromptZeroShotView.as_view(), name="prompt-zero-shot"),
-    path("prompts/import/", views.PromptImportView.as_view(), name="prompt-import"),
+    path("users/", user_views.UserListView.as_view(), name="user-list"),
+    path("users/<int:user_id>/", user_views.UserDetailView.as_view(), name="user-detail"),
+    path(
+        "users/<int:user_id>/password/",
+        user_views.UserPasswordView.as_view(),
+        name="user-password",
+    ),
+    path("users/<int:user_id>/role/", user_views.UserRoleView.as_view(), name="user-role"),
+    path(
+        "users/<int:user_id>/deactivate/",
+        user_views.UserDeactivateView.as_view(),
+        name="user-deactivate",
+    ),
+    path(
+        "users/<int:user_id>/reactivate/",
+        user_views.UserReactivateView.as_view(),
+        name="user-reactivate",
+    ),
+    path(
+        "users/<int:user_id>/datasets/",
+        user_views.UserDatasetsView.as_view(),
+        name="user-datasets",
+    ),
+    path("prompts/", prompt_views.PromptVersionListView.as_view(), name="prompt-versions"),
+    path("prompts/zero-shot/", prompt_views.PromptZeroShotView.as_view(), name="prompt-zero-shot"),
+    path("prompts/import/", prompt_views.PromptImportView.as_view(), name="prompt-import"),
     path(
         "prompts/jobs/<int:job_id>/cancel/",
         views.PromptJobCancelView.as_view(),
@@ -59,8 +82,15 @@ urlpatterns = [
         name="prompt-job-resume",
     ),
     path(
+        "prompts/<int:version_id>/activate/confirm/",
+        prompt_views.PromptActivateConfirmView.as_view(),
+        name="prompt-activate-confirm",
+    ),
+    path(
         "prompts/<int:version_id>/activate/",
-        views.PromptActivateView.as_view(),
+        prompt_views.PromptActivateView.as_view(),
         name="prompt-activate",
     ),
+    path("audit/", audit_views.AuditLogView.as_view(), name="audit-log"),
+    path("audit/export.csv", audit_views.AuditLogExportView.as_view(), name="audit-log-export"),
 ]

@@ -1,4 +1,5 @@
-"""Admin pages of the browser UI: datasets, scoring runs, exports, prompt versions.
+"""Admin pages of the browser UI: datasets, scoring runs, exports, prompt jobs' cancel and
+resume (the prompt versions' pages are in curation/prompt_views.py).
 
 Views parse a form and call a service or a selector; domain errors become form
 errors or flash messages. Nothing here runs a model: the work is queued by the
@@ -7,6 +8,7 @@ services and progress is polled from the JSON API by static/js/poll.js.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from django.contrib import messages
@@ -16,7 +18,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import format_html, format_html_join
 from django.views import View
 
 from curation.errors import DomainError
@@ -24,22 +25,22 @@ from curation.forms import (
     DatasetCreateForm,
     DatasetReviewersForm,
     ExportForm,
-    PromptImportForm,
     ScoringRunForm,
     TrainingForm,
-    ZeroShotForm,
 )
+from curation.glossary import FIGURES
 from curation.models import Dataset, PromptJob, PromptVersion, ScoringRun
 from curation.selectors import (
-    active_prompt_version,
+    dataset_active_runs,
     dataset_exports,
     dataset_failed_images,
     dataset_list,
+    dataset_list_summaries,
     dataset_reviewers,
     dataset_runs,
     dataset_summary,
-    prompt_job_list,
-    prompt_version_list,
+    dataset_threshold_preview,
+    runs_worker_progress,
 )
 from curation.services.assignments import dataset_reviewers_set
 from curation.services.clip_config import configured_model_key
@@ -54,10 +55,8 @@ from curation.services.exports import export_create
 from curation.services.prompt_jobs import (
     prompt_job_cancel,
     prompt_job_create_training,
-    prompt_job_create_zero_shot,
     prompt_job_resume,
 )
-from curation.services.prompt_versions import prompt_version_activate, prompt_version_import
 from curation.services.scoring import scoring_run_cancel, scoring_run_resume, scoring_run_start
 from worker.engine.tuning_config import tuning_config_from
 
@@ -67,14 +66,6 @@ if TYPE_CHECKING:
 FAILED_FILES_SHOWN = 200
 RUNS_SHOWN = 50
 EXPORTS_SHOWN = 50
-PROMPT_JOBS_SHOWN = 50
-# Held-out metrics shown for trained versions: (key in metrics, full name, column header).
-METRICS = (
-    ("accuracy", "Accuracy", "Acc."),
-    ("precision", "Precision", "Prec."),
-    ("recall", "Recall", "Rec."),
-    ("f1", "F1 score", "F1"),
-)
 
 
 @login_required
@@ -149,10 +140,16 @@ class DatasetListView(StaffRequiredMixin, View):
         return self._render(request, form, status=400)
 
     def _render(self, request: HttpRequest, form: DatasetCreateForm, status: int = 200):
+        datasets = list(dataset_list())
+        summaries = dataset_list_summaries(datasets=datasets)
         return render(
             request,
             self.template_name,
-            {"datasets": dataset_list(), "form": form},
+            {
+                "datasets": datasets,
+                "dataset_rows": [(dataset, summaries[dataset.pk]) for dataset in datasets],
+                "form": form,
+            },
             status=status,
         )
 
@@ -168,6 +165,8 @@ def _dataset_page(
     status: int = 200,
 ) -> HttpResponse:
     model_key = _model_key()
+    runs = list(dataset_runs(dataset=dataset, limit=RUNS_SHOWN))
+    workers = runs_worker_progress(runs=runs)
     return render(
         request,
         "curation/dataset_detail.html",
@@ -176,7 +175,10 @@ def _dataset_page(
             "summary": dataset_summary(dataset=dataset),
             "failed_images": dataset_failed_images(dataset=dataset, limit=FAILED_FILES_SHOWN),
             "failed_shown": FAILED_FILES_SHOWN,
-            "runs": dataset_runs(dataset=dataset, limit=RUNS_SHOWN),
+            "runs": runs,
+            # Each run with its per-worker progress (who took which chunks, rates).
+            "run_rows": [(run, workers[run.pk]) for run in runs],
+            "threshold_preview": dataset_threshold_preview(dataset=dataset),
             "exports": dataset_exports(dataset=dataset, limit=EXPORTS_SHOWN),
             "model_key": model_key,
             "has_prompt_versions": PromptVersion.objects.filter(model_key=model_key).exists(),
@@ -221,7 +223,14 @@ class DatasetStatsView(StaffRequiredMixin, View):
         return render(
             request,
             "curation/dataset_stats.html",
-            {"dataset": dataset, "stats_api_url": _review_stats_api_url(dataset.pk)},
+            {
+                "dataset": dataset,
+                "stats_api_url": _review_stats_api_url(dataset.pk),
+                # Followed by poll.js: the numbers load again when one of them ends.
+                "active_runs": dataset_active_runs(dataset=dataset),
+                # The figures' definitions, for the counts' tooltips (one glossary, every page).
+                "glossary_json": json.dumps(FIGURES),
+            },
         )
 
 
@@ -261,7 +270,13 @@ def _state_action(request: HttpRequest, action, success: str, **kwargs) -> None:
 class DatasetImportCancelView(StaffRequiredMixin, View):
     def post(self, request: HttpRequest, dataset_id: int) -> HttpResponse:
         dataset = get_object_or_404(Dataset, pk=dataset_id)
-        _state_action(request, dataset_import_cancel, "Import cancelled.", dataset=dataset)
+        _state_action(
+            request,
+            dataset_import_cancel,
+            "Import cancelled.",
+            dataset=dataset,
+            actor=_acting_user(request),
+        )
         return redirect("dataset-detail", dataset_id=dataset.pk)
 
 
@@ -273,6 +288,7 @@ class DatasetImportResumeView(StaffRequiredMixin, View):
             dataset_import_resume,
             "Import queued again; files already recorded are skipped.",
             dataset=dataset,
+            actor=_acting_user(request),
         )
         return redirect("dataset-detail", dataset_id=dataset.pk)
 
@@ -280,7 +296,13 @@ class DatasetImportResumeView(StaffRequiredMixin, View):
 class ScoringRunCancelView(StaffRequiredMixin, View):
     def post(self, request: HttpRequest, run_id: int) -> HttpResponse:
         run = get_object_or_404(ScoringRun, pk=run_id)
-        _state_action(request, scoring_run_cancel, f"Scoring run #{run.pk} cancelled.", run=run)
+        _state_action(
+            request,
+            scoring_run_cancel,
+            f"Scoring run #{run.pk} cancelled.",
+            run=run,
+            actor=_acting_user(request),
+        )
         return redirect(f"{reverse('dataset-detail', args=[run.dataset_id])}#run-{run.pk}")
 
 
@@ -292,6 +314,7 @@ class ScoringRunResumeView(StaffRequiredMixin, View):
             scoring_run_resume,
             f"Scoring run #{run.pk} resumed: its unfinished chunks are queued again.",
             run=run,
+            actor=_acting_user(request),
         )
         return redirect(f"{reverse('dataset-detail', args=[run.dataset_id])}#run-{run.pk}")
 
@@ -299,14 +322,26 @@ class ScoringRunResumeView(StaffRequiredMixin, View):
 class PromptJobCancelView(StaffRequiredMixin, View):
     def post(self, request: HttpRequest, job_id: int) -> HttpResponse:
         job = get_object_or_404(PromptJob, pk=job_id)
-        _state_action(request, prompt_job_cancel, f"Prompt job #{job.pk} cancelled.", job=job)
+        _state_action(
+            request,
+            prompt_job_cancel,
+            f"Prompt job #{job.pk} cancelled.",
+            job=job,
+            actor=_acting_user(request),
+        )
         return redirect(f"{reverse('prompt-versions')}#job-{job.pk}")
 
 
 class PromptJobResumeView(StaffRequiredMixin, View):
     def post(self, request: HttpRequest, job_id: int) -> HttpResponse:
         job = get_object_or_404(PromptJob, pk=job_id)
-        _state_action(request, prompt_job_resume, f"Prompt job #{job.pk} queued again.", job=job)
+        _state_action(
+            request,
+            prompt_job_resume,
+            f"Prompt job #{job.pk} queued again.",
+            job=job,
+            actor=_acting_user(request),
+        )
         return redirect(f"{reverse('prompt-versions')}#job-{job.pk}")
 
 
@@ -375,128 +410,3 @@ class DatasetReviewersView(StaffRequiredMixin, View):
                 messages.success(request, f"{len(users)} reviewer(s) assigned to this dataset.")
                 return redirect(f"{reverse('dataset-detail', args=[dataset.pk])}#reviewers")
         return _dataset_page(request, dataset, reviewers_form=form, status=400)
-
-
-# --- Prompt versions ----------------------------------------------------------------------
-
-
-def _metric_rows(version: PromptVersion) -> list[dict]:
-    """Held-out metrics of a trained version next to its parent's and the active version's."""
-    metrics = version.metrics or {}
-    rows = []
-    for key, label in (
-        ("heldout", "This version"),
-        ("parent_heldout", "Parent"),
-        ("active_heldout", "Active"),
-    ):
-        values = metrics.get(key)
-        if isinstance(values, dict):
-            rows.append({"label": label, "values": [values.get(name) for name, _, _ in METRICS]})
-    return rows
-
-
-def _prompts_page(
-    request: HttpRequest,
-    *,
-    zero_shot_form: ZeroShotForm | None = None,
-    import_form: PromptImportForm | None = None,
-    status: int = 200,
-) -> HttpResponse:
-    model_key = _model_key()
-    versions = [
-        {"version": version, "metric_rows": _metric_rows(version)}
-        for version in prompt_version_list()
-    ]
-    return render(
-        request,
-        "curation/prompt_versions.html",
-        {
-            "versions": versions,
-            "metric_headers": METRICS,
-            "model_key": model_key,
-            "active": active_prompt_version(model_key=model_key),
-            "jobs": prompt_job_list(limit=PROMPT_JOBS_SHOWN),
-            "zero_shot_form": zero_shot_form or ZeroShotForm(),
-            "import_form": import_form or PromptImportForm(),
-        },
-        status=status,
-    )
-
-
-class PromptVersionListView(StaffRequiredMixin, View):
-    def get(self, request: HttpRequest) -> HttpResponse:
-        return _prompts_page(request)
-
-
-class PromptZeroShotView(StaffRequiredMixin, View):
-    def post(self, request: HttpRequest) -> HttpResponse:
-        form = ZeroShotForm(request.POST)
-        if form.is_valid():
-            try:
-                job = prompt_job_create_zero_shot(
-                    model_key=_model_key(),
-                    appropriate=form.cleaned_data["appropriate"],
-                    inappropriate=form.cleaned_data["inappropriate"],
-                    name=form.cleaned_data["name"],
-                    created_by=_acting_user(request),
-                )
-            except DomainError as exc:
-                form.add_error(None, exc.message)
-            else:
-                messages.success(request, f"Zero-shot job #{job.pk} queued.")
-                return redirect(f"{reverse('prompt-versions')}#job-{job.pk}")
-        return _prompts_page(request, zero_shot_form=form, status=400)
-
-
-class PromptImportView(StaffRequiredMixin, View):
-    def post(self, request: HttpRequest) -> HttpResponse:
-        form = PromptImportForm(request.POST, request.FILES)
-        if form.is_valid():
-            upload = form.cleaned_data["file"]
-            try:
-                version = prompt_version_import(
-                    name=form.cleaned_data["name"] or upload.name,
-                    model_key=_model_key(),
-                    data=upload.read(),
-                    created_by=_acting_user(request),
-                )
-            except DomainError as exc:
-                form.add_error("file", exc.message)
-            else:
-                messages.success(
-                    request, f"Imported prompt version #{version.pk} “{version.name}”."
-                )
-                return redirect(f"{reverse('prompt-versions')}#version-{version.pk}")
-        return _prompts_page(request, import_form=form, status=400)
-
-
-class PromptActivateView(StaffRequiredMixin, View):
-    def post(self, request: HttpRequest, version_id: int) -> HttpResponse:
-        version = get_object_or_404(PromptVersion, pk=version_id)
-        try:
-            runs = prompt_version_activate(version=version, created_by=_acting_user(request))
-        except DomainError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, _activation_message(version, runs))
-        return redirect(f"{reverse('prompt-versions')}#version-{version.pk}")
-
-
-def _activation_message(version: PromptVersion, runs: list[ScoringRun]) -> str:
-    head = format_html(
-        "Activated “{}”; rescoring {} dataset{} from cached embeddings",
-        version.name,
-        len(runs),
-        "" if len(runs) == 1 else "s",
-    )
-    if not runs:
-        return format_html("{}.", head)
-    links = format_html_join(
-        ", ",
-        '<a href="{}#run-{}">run #{} ({})</a>',
-        (
-            (reverse("dataset-detail", args=[run.dataset_id]), run.pk, run.pk, run.dataset.name)
-            for run in runs
-        ),
-    )
-    return format_html("{}: {}.", head, links)

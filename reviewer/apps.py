@@ -13,6 +13,9 @@ class ReviewerConfig(AppConfig):
         hooks.reviewers_unassigned.connect(
             receivers.on_reviewers_unassigned, dispatch_uid="q16-release-leases"
         )
+        hooks.user_access_revoked.connect(
+            receivers.on_user_access_revoked, dispatch_uid="q16-release-user-leases"
+        )
         hooks.dataset_review_counts.connect(
             receivers.on_dataset_review_counts, dispatch_uid="q16-review-counts"
         )

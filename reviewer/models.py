@@ -49,7 +49,21 @@ DEFAULT_KEYMAP = {
     "grid_select_alt": " ",
     "grid_open": "Enter",
     "grid_clear": "Escape",
+    # The single view's image: zoom, back to the whole image, the full-window view, panning
+    # a zoomed image (Shift + arrows; in the grid, Shift + arrows still move).
+    "zoom_in": "+",
+    "zoom_out": "-",
+    "zoom_fit": "0",
+    "full_view": "f",
+    "pan_left": "Shift+ArrowLeft",
+    "pan_right": "Shift+ArrowRight",
+    "pan_up": "Shift+ArrowUp",
+    "pan_down": "Shift+ArrowDown",
 }
+
+
+# At most half of a queue is audit items: the flagged images stay the reviewers' main work.
+MAX_AUDIT_SHARE = 0.5
 
 
 def default_categories() -> list[str]:
@@ -139,6 +153,11 @@ class Decision(models.Model):
     )
     # An admin's verdict that settles a disputed item (or overrules a decided one).
     is_adjudication = models.BooleanField(default=False)
+    # A reviewer's verdict on an item that was already decided (the "Decided (second look)"
+    # queue): it counts for agreement, and disputes the item when it disagrees.
+    is_second_look = models.BooleanField(default=False)
+    # Shared by the decisions of one bulk verdict (grid view), so that undo retracts them all.
+    bulk_action = models.UUIDField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -147,6 +166,11 @@ class Decision(models.Model):
             models.Index(fields=["image", "-created_at"], name="decision_latest"),
             models.Index(fields=["reviewer", "item"], name="decision_reviewer_item"),
             models.Index(fields=["reviewer", "-created_at"], name="decision_reviewer_recent"),
+            models.Index(
+                fields=["reviewer", "bulk_action"],
+                condition=Q(bulk_action__isnull=False),
+                name="decision_bulk_action",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -179,6 +203,11 @@ class ReviewSettings(models.Model):
         default=6, validators=[MaxValueValidator(32)]
     )
     categories = models.JSONField(default=default_categories)
+    # Share of what the score and uncertain queues serve that is audit items (random images
+    # below the threshold, to estimate what the model misses); 0 = only the audit mode audits.
+    audit_share = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(MAX_AUDIT_SHARE)]
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -249,3 +278,69 @@ class ReviewerPreferences(models.Model):
 
     def __str__(self) -> str:
         return f"preferences of {self.user_id}"
+
+
+class Reveal(models.Model):
+    """One reveal of an image to a reviewer (the reviewer-protection record, issue 11): when it
+    was unblurred, in which view, and how long it stayed revealed (set when it is hidden)."""
+
+    class View(models.TextChoices):
+        SINGLE = "single", "Single image"
+        GRID = "grid", "Grid tile"
+        FULL_SIZE = "full-size", "Full size"
+
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reveals"
+    )
+    # Kept when the image or its item goes (a dataset deleted): the exposure happened.
+    image = models.ForeignKey(
+        Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="reveals"
+    )
+    item = models.ForeignKey(
+        ReviewItem, null=True, blank=True, on_delete=models.SET_NULL, related_name="reveals"
+    )
+    view = models.CharField(max_length=10, choices=View.choices, default=View.SINGLE)
+    revealed_at = models.DateTimeField()
+    hidden_at = models.DateTimeField(null=True, blank=True)
+    # Null until hidden; clamped to Q16_EXPOSURE_MAX_REVEAL_SECONDS.
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["reviewer", "-revealed_at"], name="reveal_reviewer_recent"),
+            models.Index(fields=["revealed_at"], name="reveal_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"reveal {self.pk} of image {self.image_id} to {self.reviewer_id}"
+
+
+class ExposureSettings(models.Model):
+    """A reviewer's own exposure rules, set by an admin; a None field follows the global
+    default (settings.Q16_EXPOSURE_*). 0 turns a rule off for this reviewer."""
+
+    reviewer = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exposure_settings"
+    )
+    # Most different images revealed per day (server time zone).
+    daily_reveal_cap = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(100_000)]
+    )
+    # Minutes of continuous reviewing after which a break is enforced.
+    break_after_minutes = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(24 * 60)]
+    )
+    # Length of that break; a pause this long also ends the continuous reviewing.
+    break_minutes = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)]
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "exposure settings"
+
+    def __str__(self) -> str:
+        return f"exposure settings of {self.reviewer_id}"

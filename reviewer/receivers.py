@@ -21,6 +21,15 @@ def on_reviewers_unassigned(*, dataset_id: int, user_ids: list[int], **kwargs: A
     )
 
 
+def on_user_access_revoked(*, user_id: int, kept_dataset_ids: list[int], **kwargs: Any) -> int:
+    """A deactivated user (or a demoted admin) gives back their leases outside kept datasets."""
+    return (
+        ReviewItem.objects.filter(leased_by_id=user_id)
+        .exclude(dataset_id__in=kept_dataset_ids)
+        .update(leased_by=None, lease_expires_at=None)
+    )
+
+
 def on_dataset_review_counts(*, dataset: Any, **kwargs: Any) -> dict[str, int]:
     """The review half of the dataset summary: flagged, waiting, confirmed, rejected."""
     return dataset_review_counts(dataset=dataset)

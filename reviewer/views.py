@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -83,6 +84,12 @@ class ReviewView(LoginRequiredMixin, View):
                 # The script's default keys (a JSON data attribute, escaped like the others:
                 # the CSP allows no inline script, data included): the server's list is the only one.
                 "default_keymap_json": json.dumps(DEFAULT_KEYMAP),
+                # The taxonomy the preferences and the help name the category keys after while
+                # no item is on screen (items carry their own).
+                "categories_json": json.dumps(list(categories)),
+                # The page renews its leases every half lease (static/js/review/leases.js).
+                "lease_seconds": settings.Q16_LEASE_SECONDS,
+                "renew_url": reverse("api-review-leases-renew"),
                 "next_url": reverse("api-review-next"),
                 "batch_url": _url("api-review-batch", "/api/review/batch/"),
                 "stats_url": reverse("api-review-stats"),

@@ -1,7 +1,7 @@
 """The embedded single-machine stack behind `make run`.
 
     python -m stack              # Redis + migrate + ensure_admin + worker + web
-    python -m stack worker       # one Celery worker alone
+    python -m stack worker       # one Celery worker alone (queues: Q16_WORKER_QUEUES)
     python -m stack web          # the web server alone
     python -m stack manage ARGS  # manage.py ARGS with the same environment
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from stack import launch
 from stack.address import hint_allowed_hosts, host_port
 from stack.environment import REPO, prepare_environment
-from stack.programs import manage_argv, web_argv, worker_argv
+from stack.programs import manage_argv, web_argv, worker_argv, worker_queues
 from stack.redis import embedded_redis_url
 from stack.reporting import StackError, log
 
@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         if options.command == "manage":
             return cmd_exec(manage_argv(*options.args), "manage.py")
         if options.command == "worker":
-            return cmd_exec(worker_argv(f"q16-{os.getpid()}@%h"), "Celery worker")
+            queues = worker_queues()  # Q16_WORKER_QUEUES: a GPU-only or CPU-only worker
+            log(f"the worker takes the queue(s) {', '.join(queues)}")
+            return cmd_exec(worker_argv(f"q16-{os.getpid()}@%h", queues=queues), "Celery worker")
         host, port = host_port()
         hint_allowed_hosts(host)
         return cmd_exec(web_argv(host, port), "web server")

@@ -107,8 +107,9 @@ def run() -> int:
             "admin account check", manage_argv("ensure_admin"), capture=True
         ).strip()
 
-        # The stack's single worker also runs beat (periodic tasks such as the recovery
-        # of stalled work); workers started with `make worker` never do.
+        # The stack's single worker takes every queue (gpu and cpu: all the work, whatever
+        # Q16_WORKER_QUEUES says) and also runs beat (periodic tasks such as the recovery
+        # of stalled work); workers started with `make worker` never run beat.
         worker_cmd = worker_argv(beat_schedule=data / "celerybeat-schedule")
         worker = stack.start(Child("Celery worker", worker_cmd, restart=True))
         web = stack.start(Child("web server (gunicorn)", web_argv(host, port), restart=True))

@@ -12,6 +12,11 @@ from pathlib import Path
 
 from stack.address import bind_address
 from stack.environment import REPO
+from stack.reporting import StackError
+
+# The Celery queues (CELERY_TASK_QUEUES in config/settings.py): `gpu` takes the scoring chunks
+# (the image encoder), `cpu` everything else, the lost-work recovery included.
+ALL_QUEUES = ("gpu", "cpu")
 
 
 def manage_argv(*args: str) -> list[str]:
@@ -19,9 +24,25 @@ def manage_argv(*args: str) -> list[str]:
     return [sys.executable, str(REPO / "manage.py"), *args]
 
 
-def worker_argv(hostname: str = "q16@%h", beat_schedule: Path | None = None) -> list[str]:
-    """The Celery worker; with `beat_schedule`, it also runs beat embedded (-B), which
-    must happen in exactly one worker: the `make run` stack's, never `make worker`."""
+def worker_queues() -> list[str]:
+    """The queues a `make worker` takes: Q16_WORKER_QUEUES (comma-separated), else all."""
+    queues = [q.strip() for q in os.environ.get("Q16_WORKER_QUEUES", "").split(",") if q.strip()]
+    unknown = [queue for queue in queues if queue not in ALL_QUEUES]
+    if unknown:
+        raise StackError(
+            f"Q16_WORKER_QUEUES names unknown queues ({', '.join(unknown)}); "
+            f"the queues are {' and '.join(ALL_QUEUES)}"
+        )
+    return list(dict.fromkeys(queues)) or list(ALL_QUEUES)
+
+
+def worker_argv(
+    hostname: str = "q16@%h",
+    beat_schedule: Path | None = None,
+    queues: list[str] | tuple[str, ...] = ALL_QUEUES,
+) -> list[str]:
+    """The Celery worker on `queues`; with `beat_schedule`, it also runs beat embedded (-B),
+    which must happen in exactly one worker: the `make run` stack's, never `make worker`."""
     # prefork with one child: the model loads in the child, after the fork.
     beat = ["--beat", "--schedule", str(beat_schedule)] if beat_schedule else []
     return [
@@ -39,6 +60,8 @@ def worker_argv(hostname: str = "q16@%h", beat_schedule: Path | None = None) -> 
         "prefork",
         "--hostname",
         hostname,
+        "--queues",
+        ",".join(queues),
         "--without-mingle",
         "--without-gossip",
         *beat,

@@ -37,7 +37,8 @@ class Workers:
         self.redis_url = redis_url
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, name: str, **env_overrides: str) -> subprocess.Popen:
+    def start(self, name: str, queues: str = "", **env_overrides: str) -> subprocess.Popen:
+        """A worker named `name`; on `queues` (e.g. "gpu"), else on every queue (no -Q)."""
         settings = self.settings
         env = {
             **os.environ,
@@ -72,6 +73,7 @@ class Workers:
                     "--without-mingle",
                     "--hostname",
                     f"{name}-{os.getpid()}@%h",
+                    *(["--queues", queues] if queues else []),
                 ],  # fmt: skip
                 cwd=REPO_ROOT,
                 env=env,

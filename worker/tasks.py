@@ -48,6 +48,11 @@ def _run_or_fail(what: str, work: Callable[[], object], fail: Callable[[str], No
         fail(f"{type(exc).__name__}: {exc}")
 
 
+def _hostname(task: Task) -> str:
+    """The worker running the task, as Celery names it (name@host); empty when unknown."""
+    return str(getattr(task.request, "hostname", None) or "")
+
+
 @shared_task(base=ServiceTask)
 def import_dataset(dataset_id: int) -> None:
     _run_or_fail(
@@ -69,6 +74,8 @@ def score_chunk(self: Task, chunk_id: int) -> None:
         scoring.scoring_chunk_fail(chunk_id=chunk_id, reason=reason)
 
     try:
+        # Which worker takes the chunk (the run's per-worker progress), before the work.
+        scoring.scoring_chunk_assign(chunk_id=chunk_id, worker=_hostname(self))
         chunks.scoring_chunk_process(chunk_id=chunk_id, clip_provider=get_clip)
     except ModelLoadError as exc:
         fail(f"model could not load: {exc}")
@@ -82,11 +89,11 @@ def score_chunk(self: Task, chunk_id: int) -> None:
         fail(f"{type(exc).__name__}: {exc}")
 
 
-@shared_task(base=ServiceTask)
-def rescore_run(run_id: int) -> None:
+@shared_task(base=ServiceTask, bind=True)
+def rescore_run(self: Task, run_id: int) -> None:
     _run_or_fail(
         f"rescore of run {run_id}",
-        lambda: chunks.scoring_run_rescore(run_id=run_id),
+        lambda: chunks.scoring_run_rescore(run_id=run_id, worker=_hostname(self)),
         lambda reason: scoring.scoring_run_fail(run_id=run_id, chunk_id=None, reason=reason),
     )
 

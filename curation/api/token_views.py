@@ -13,13 +13,12 @@ from __future__ import annotations
 from axes.exceptions import AxesBackendPermissionDenied
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in
-from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from curation.api.authentication import token_expired
+from curation.services.tokens import api_token_issue
 
 LOCKED_OUT = "Too many failed login attempts: this account is locked for a while."
 
@@ -46,10 +45,7 @@ class ObtainAuthTokenApi(ObtainAuthToken):
         # A token issued is a successful login: axes resets the failure count (and Django
         # records last_login), as django.contrib.auth.login() does on the login page.
         user_logged_in.send(sender=user.__class__, request=request, user=user)
-        token, created = Token.objects.get_or_create(user=user)
-        if not created and token_expired(token):
-            token.delete()
-            token = Token.objects.create(user=user)
+        token = api_token_issue(user=user)
         return Response({"token": token.key})
 
     def _refused(self) -> Response:

@@ -37,13 +37,21 @@ from curation.validators import validate_threshold
 from worker.engine.tuning_config import (
     DEFAULT_HELDOUT_FRACTION,
     HELDOUT_FRACTION_BOUNDS,
-    TUNING_BOUNDS,
-    TUNING_DEFAULTS,
     tuning_config_from,
 )
 
 from .ids import BoundedLimitOffsetPagination, IdRelatedField, parse_id_param
 from .permissions import IsCurationAdmin, request_user
+from .serializers import (
+    DatasetOutput,
+    ExportOutput,
+    ImageOutput,
+    PromptJobOutput,
+    PromptVersionOutput,
+    RunDetailOutput,
+    RunOutput,
+    tuning_serializer_field,
+)
 
 
 class AdminAPIView(APIView):
@@ -57,82 +65,6 @@ ConflictOutput = inline_serializer("ConflictOutput", {"detail": serializers.Char
 def _state_action_schema(output) -> dict:
     """Schema of a cancel / resume action: no body, the object back, or 409 with a reason."""
     return {"request": None, "responses": {200: output, 409: ConflictOutput}}
-
-
-# --- Output serializers (shared) -------------------------------------------------------
-
-
-class DatasetOutput(serializers.ModelSerializer):
-    class Meta:
-        model = Dataset
-        fields = [
-            "id", "name", "source_kind", "source", "state", "total", "processed", "failed",
-            "error", "created_at", "import_started_at", "import_finished_at",
-        ]  # fmt: skip
-
-
-class ImageOutput(serializers.ModelSerializer):
-    class Meta:
-        model = Image
-        fields = [
-            "id", "dataset", "relative_path", "source_url", "sha256", "phash", "width",
-            "height", "format", "bytes", "status", "error",
-        ]  # fmt: skip
-
-
-class RunOutput(serializers.ModelSerializer):
-    images_per_second = serializers.FloatField(read_only=True, allow_null=True)
-
-    class Meta:
-        model = ScoringRun
-        fields = [
-            "id", "dataset", "prompt_version", "model_key", "kind", "threshold", "state",
-            "total", "processed", "failed", "flagged", "encoded", "chunks_total", "chunks_done",
-            "timings", "error", "created_at", "started_at", "finished_at", "images_per_second",
-        ]  # fmt: skip
-
-
-class PromptVersionOutput(serializers.ModelSerializer):
-    class Meta:
-        model = PromptVersion
-        fields = [
-            "id", "name", "model_key", "dim", "source", "texts", "parent", "metrics",
-            "is_active", "activated_at", "created_at",
-        ]  # fmt: skip
-
-
-def tuning_serializer_field(name: str) -> serializers.Field:
-    """An input field for one training setting: its bounds and default from tuning_config."""
-    low, high = TUNING_BOUNDS[name]
-    default = getattr(TUNING_DEFAULTS, name)
-    if isinstance(default, int):
-        return serializers.IntegerField(min_value=int(low), max_value=int(high), default=default)
-    return serializers.FloatField(min_value=low, max_value=high, default=default)
-
-
-class PromptJobOutput(serializers.ModelSerializer):
-    class Meta:
-        model = PromptJob
-        fields = [
-            "id", "kind", "model_key", "dataset", "parent", "result", "options", "state",
-            "error", "created_at", "finished_at",
-        ]  # fmt: skip
-
-
-class ExportOutput(serializers.ModelSerializer):
-    download_url = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Export
-        fields = [
-            "id", "dataset", "format", "scope", "run", "prompt_version", "threshold", "state",
-            "rows", "error", "created_at", "finished_at", "download_url",
-        ]  # fmt: skip
-
-    def get_download_url(self, export: Export) -> str | None:
-        if export.state != Export.State.SUCCEEDED:
-            return None
-        return f"/api/exports/{export.pk}/download/"
 
 
 # --- Datasets -----------------------------------------------------------------------------
@@ -222,7 +154,9 @@ class DatasetCancelImportApi(AdminAPIView):
 
     @extend_schema(**_state_action_schema(DatasetOutput))
     def post(self, request: Request, dataset_id: int) -> Response:
-        dataset = dataset_import_cancel(dataset=Dataset.objects.get(pk=dataset_id))
+        dataset = dataset_import_cancel(
+            dataset=Dataset.objects.get(pk=dataset_id), actor=request_user(request)
+        )
         return Response(DatasetOutput(dataset).data)
 
 
@@ -231,7 +165,9 @@ class DatasetResumeImportApi(AdminAPIView):
 
     @extend_schema(**_state_action_schema(DatasetOutput))
     def post(self, request: Request, dataset_id: int) -> Response:
-        dataset = dataset_import_resume(dataset=Dataset.objects.get(pk=dataset_id))
+        dataset = dataset_import_resume(
+            dataset=Dataset.objects.get(pk=dataset_id), actor=request_user(request)
+        )
         return Response(DatasetOutput(dataset).data)
 
 
@@ -292,9 +228,9 @@ class RunListApi(AdminAPIView):
 
 
 class RunDetailApi(AdminAPIView):
-    @extend_schema(responses=RunOutput)
+    @extend_schema(responses=RunDetailOutput)
     def get(self, request: Request, run_id: int) -> Response:
-        return Response(RunOutput(ScoringRun.objects.get(pk=run_id)).data)
+        return Response(RunDetailOutput(ScoringRun.objects.get(pk=run_id)).data)
 
 
 class RunCancelApi(AdminAPIView):
@@ -302,7 +238,7 @@ class RunCancelApi(AdminAPIView):
 
     @extend_schema(**_state_action_schema(RunOutput))
     def post(self, request: Request, run_id: int) -> Response:
-        run = scoring_run_cancel(run=ScoringRun.objects.get(pk=run_id))
+        run = scoring_run_cancel(run=ScoringRun.objects.get(pk=run_id), actor=request_user(request))
         return Response(RunOutput(run).data)
 
 
@@ -311,7 +247,7 @@ class RunResumeApi(AdminAPIView):
 
     @extend_schema(**_state_action_schema(RunOutput))
     def post(self, request: Request, run_id: int) -> Response:
-        run = scoring_run_resume(run=ScoringRun.objects.get(pk=run_id))
+        run = scoring_run_resume(run=ScoringRun.objects.get(pk=run_id), actor=request_user(request))
         return Response(RunOutput(run).data)
 
 
@@ -363,17 +299,25 @@ class PromptVersionActivateApi(AdminAPIView):
         request=None,
         responses=inline_serializer(
             "ActivationOutput",
-            {"version": PromptVersionOutput(), "rescore_runs": RunOutput(many=True)},
+            {
+                "version": PromptVersionOutput(),
+                "rescore_runs": RunOutput(many=True),
+                "warning": serializers.CharField(allow_null=True),
+            },
         ),
     )
     def post(self, request: Request, version_id: int) -> Response:
+        """Activate a version. One worse than its parent or the active version on held-out
+        verdicts is activated too (API clients decide for themselves), with a `warning`."""
         version = PromptVersion.objects.get(pk=version_id)
         runs = prompt_version_activate(version=version, created_by=request_user(request))
         version.refresh_from_db()
+        output = PromptVersionOutput(version).data
         return Response(
             {
-                "version": PromptVersionOutput(version).data,
+                "version": output,
                 "rescore_runs": RunOutput(runs, many=True).data,
+                "warning": output["warning"],
             }
         )
 
@@ -454,7 +398,7 @@ class PromptJobCancelApi(AdminAPIView):
 
     @extend_schema(**_state_action_schema(PromptJobOutput))
     def post(self, request: Request, job_id: int) -> Response:
-        job = prompt_job_cancel(job=PromptJob.objects.get(pk=job_id))
+        job = prompt_job_cancel(job=PromptJob.objects.get(pk=job_id), actor=request_user(request))
         return Response(PromptJobOutput(job).data)
 
 
@@ -463,7 +407,7 @@ class PromptJobResumeApi(AdminAPIView):
 
     @extend_schema(**_state_action_schema(PromptJobOutput))
     def post(self, request: Request, job_id: int) -> Response:
-        job = prompt_job_resume(job=PromptJob.objects.get(pk=job_id))
+        job = prompt_job_resume(job=PromptJob.objects.get(pk=job_id), actor=request_user(request))
         return Response(PromptJobOutput(job).data)
 
 

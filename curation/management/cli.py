@@ -48,6 +48,13 @@ def workers_alive(timeout: float = 1.0) -> bool:
     return bool(current_app.control.ping(timeout=timeout))
 
 
+def workers_serving(queue: str, timeout: float = 1.0) -> bool:
+    """Whether a Celery worker on the configured broker consumes `queue` (a CPU-only worker
+    answers a ping too, but never takes a GPU queue's chunks)."""
+    active = current_app.control.inspect(timeout=timeout).active_queues() or {}
+    return any(q.get("name") == queue for queues in active.values() for q in queues or [])
+
+
 def broker_shown() -> str:
     return maybe_sanitize_url(current_app.conf.broker_url or "")
 
@@ -59,13 +66,15 @@ def follow_row(
     description: str,
     interval: float = 0.5,
     no_worker_after: float | None = None,
+    queue: str | None = None,
 ) -> str:
     """Show a progress bar for work a Celery worker does, by polling its database row.
 
     `read` returns (processed, total, state); returns the final state. When the row has
     not moved for `no_worker_after` seconds (default: no_worker_timeout()) and no worker
-    answers a ping, raises CommandError saying so: the work stays queued for the next
-    worker, and the command exits non-zero instead of waiting forever.
+    answers a ping (with `queue`: no worker consumes that queue), raises CommandError
+    saying so: the work stays queued for the next worker, and the command exits non-zero
+    instead of waiting forever.
     """
     limit = no_worker_timeout() if no_worker_after is None else no_worker_after
     checked_at = time.monotonic()
@@ -89,6 +98,13 @@ def follow_row(
                         f"no Celery worker has picked up the work in {limit:g} s: is a "
                         f"worker running on {broker_shown()}? start one with `make worker` "
                         "(or `make run`); the work stays queued and runs when one starts."
+                    )
+                if queue is not None and not workers_serving(queue):
+                    raise CommandError(
+                        f"no Celery worker has picked up the work in {limit:g} s: the "
+                        f"workers on {broker_shown()} do not read the {queue!r} queue; start "
+                        f"one with `make worker WORKER_QUEUES={queue}` (or `make run`); the "
+                        "work stays queued and runs when one starts."
                     )
                 # A worker answers: it is busy with earlier work. Check again later.
                 checked_at = time.monotonic()

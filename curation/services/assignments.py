@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
 
+from audit.services import audit_record
 from curation.errors import ValidationFailed
 from curation.hooks import reviewers_unassigned
 from curation.models import Dataset, DatasetAssignment
@@ -28,21 +29,45 @@ def _reviewers(user_ids: Iterable[int]) -> list:
     return users
 
 
+def _reviewer_names(dataset: Dataset) -> list[str]:
+    return sorted(
+        DatasetAssignment.objects.filter(dataset=dataset).values_list("user__username", flat=True)
+    )
+
+
+def _audit_reviewers(dataset: Dataset, *, actor: User | None, before: list[str]) -> None:
+    """An "assignment.update" event with the reviewer lists, when the list changed."""
+    after = _reviewer_names(dataset)
+    if after != before:
+        audit_record(
+            actor=actor,
+            action="assignment.update",
+            target=dataset,
+            before={"reviewers": before},
+            after={"reviewers": after},
+        )
+
+
 def dataset_reviewer_assign(
     *, dataset: Dataset, user: User, assigned_by: User | None = None
 ) -> DatasetAssignment:
     _reviewers([user.pk])
-    assignment, _ = DatasetAssignment.objects.get_or_create(
-        dataset=dataset, user=user, defaults={"assigned_by": assigned_by}
-    )
+    with transaction.atomic():
+        before = _reviewer_names(dataset)
+        assignment, _ = DatasetAssignment.objects.get_or_create(
+            dataset=dataset, user=user, defaults={"assigned_by": assigned_by}
+        )
+        _audit_reviewers(dataset, actor=assigned_by, before=before)
     return assignment
 
 
-def dataset_reviewer_unassign(*, dataset: Dataset, user: User) -> None:
+def dataset_reviewer_unassign(*, dataset: Dataset, user: User, actor: User | None = None) -> None:
     """The reviewer loses the dataset at once; leases they hold on it are released."""
     with transaction.atomic():
+        before = _reviewer_names(dataset)
         DatasetAssignment.objects.filter(dataset=dataset, user=user).delete()
         reviewers_unassigned.send(sender=Dataset, dataset_id=dataset.pk, user_ids=[user.pk])
+        _audit_reviewers(dataset, actor=actor, before=before)
 
 
 def dataset_reviewers_set(
@@ -52,6 +77,7 @@ def dataset_reviewers_set(
     users = _reviewers(user_ids)
     wanted = {user.pk for user in users}
     with transaction.atomic():
+        before = _reviewer_names(dataset)
         current = set(
             DatasetAssignment.objects.filter(dataset=dataset).values_list("user_id", flat=True)
         )
@@ -69,4 +95,5 @@ def dataset_reviewers_set(
             ],
             ignore_conflicts=True,
         )
+        _audit_reviewers(dataset, actor=assigned_by, before=before)
     return sorted(users, key=lambda user: user.get_username())

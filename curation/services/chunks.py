@@ -27,7 +27,7 @@ from django.utils import timezone
 from curation.bulk import insert_rows
 from curation.hooks import chunk_scored
 from curation.models import Embedding, Image, Score, ScoringChunk, ScoringRun
-from curation.services.scoring import STOPPED_STATES
+from curation.services.scoring import STOPPED_STATES, scoring_chunk_assign
 from worker.engine.clip import ClipModel
 from worker.engine.pipeline import encode_files
 from worker.engine.scoring import inappropriate_probability
@@ -85,7 +85,7 @@ def scoring_chunk_process(
     if chunk.state == ScoringChunk.State.DONE or run.state in STOPPED_STATES:
         return chunk
     now = timezone.now()
-    ScoringChunk.objects.filter(pk=chunk.pk).update(attempts=F("attempts") + 1)
+    ScoringChunk.objects.filter(pk=chunk.pk).update(attempts=F("attempts") + 1, started_at=now)
     ScoringRun.objects.filter(pk=run.pk, state=ScoringRun.State.PENDING).update(
         state=ScoringRun.State.RUNNING, started_at=now
     )
@@ -180,7 +180,8 @@ def _write_chunk(
         locked.state = ScoringChunk.State.DONE
         locked.error = "; ".join(f"{sha[:12]}: {reason}" for sha, reason in failures.items())[:5000]
         locked.finished_at = timezone.now()
-        locked.save(update_fields=["state", "error", "finished_at"])
+        locked.processed = len(images)
+        locked.save(update_fields=["state", "error", "finished_at", "processed"])
         failed_images = sum(1 for image in images if image.sha256 in failures)
         timings["write"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
@@ -336,12 +337,14 @@ def _add_chunk_to_run(
     run.save()
 
 
-def scoring_run_rescore(*, run_id: int) -> ScoringRun:
-    """Score every chunk of a rescore run from cached embeddings, in this process."""
+def scoring_run_rescore(*, run_id: int, worker: str = "") -> ScoringRun:
+    """Score every chunk of a rescore run from cached embeddings, in this process (worker:
+    its hostname, recorded on each chunk it takes)."""
     for chunk_id in ScoringChunk.objects.filter(
         run_id=run_id, state=ScoringChunk.State.PENDING
     ).values_list("id", flat=True):
         if ScoringRun.objects.filter(pk=run_id, state__in=STOPPED_STATES).exists():
             break  # cancelled between chunks: stop at once
+        scoring_chunk_assign(chunk_id=chunk_id, worker=worker)
         scoring_chunk_process(chunk_id=chunk_id, clip_provider=None)
     return ScoringRun.objects.get(pk=run_id)

@@ -30,6 +30,7 @@ from curation import dispatch
 from curation.errors import StateConflict, ValidationFailed
 from curation.models import Dataset, Image
 from curation.services.archives import ArchiveError, ArchiveLimits, extract_archive
+from curation.services.dataset_audit import audit_change, audit_delete, audit_import, audit_requeue
 from curation.services.url_import import UrlFetcher, UrlFetchError, parse_url_list
 from worker.engine.images import ImageLimits, InvalidImageError, probe_image, probe_image_bytes
 
@@ -128,9 +129,11 @@ def dataset_create_from_folder(
         created_by=created_by,
     )
     dataset.full_clean()
-    dataset.save()
-    if queue:
-        _queue_import(dataset)
+    with transaction.atomic():
+        dataset.save()
+        audit_import(dataset, actor=created_by)
+        if queue:
+            _queue_import(dataset)
     return dataset
 
 
@@ -142,21 +145,29 @@ def dataset_create_from_archive(
     archives_dir = Path(settings.MEDIA_ROOT) / "archives"
     archives_dir.mkdir(parents=True, exist_ok=True)
     stored = archives_dir / f"{uuid.uuid4().hex}.zip"
+    stored_bytes = 0
     with open(stored, "wb") as sink:
         for block in archive.chunks():
             sink.write(block)
+            stored_bytes += len(block)
     dataset = Dataset(
         name=name,
         source_kind=Dataset.SourceKind.ARCHIVE,
         source=str(stored),
+        # The name the admin knows it by (no folders: browsers may send a path).
+        source_name=Path(archive.name or "").name[:255],
         created_by=created_by,
     )
     dataset.full_clean(exclude=["root_path"])
-    dataset.save()
-    dataset.root_path = str(Path(settings.MEDIA_ROOT) / "datasets" / str(dataset.pk))
-    dataset.save(update_fields=["root_path"])
-    if queue:
-        _queue_import(dataset)
+    with transaction.atomic():
+        dataset.save()
+        dataset.root_path = str(Path(settings.MEDIA_ROOT) / "datasets" / str(dataset.pk))
+        dataset.save(update_fields=["root_path"])
+        audit_import(
+            dataset, actor=created_by, archive=Path(archive.name or "").name, bytes=stored_bytes
+        )
+        if queue:
+            _queue_import(dataset)
     return dataset
 
 
@@ -184,11 +195,13 @@ def dataset_create_from_url_list(
         name=name, source_kind=Dataset.SourceKind.URLS, source=str(stored), created_by=created_by
     )
     dataset.full_clean(exclude=["root_path"])
-    dataset.save()
-    dataset.root_path = str(Path(settings.MEDIA_ROOT) / "datasets" / str(dataset.pk))
-    dataset.save(update_fields=["root_path"])
-    if queue:
-        _queue_import(dataset)
+    with transaction.atomic():
+        dataset.save()
+        dataset.root_path = str(Path(settings.MEDIA_ROOT) / "datasets" / str(dataset.pk))
+        dataset.save(update_fields=["root_path"])
+        audit_import(dataset, actor=created_by, urls=len(entries))
+        if queue:
+            _queue_import(dataset)
     return dataset
 
 
@@ -466,10 +479,12 @@ def _refresh_import_counts(dataset: Dataset) -> None:
     )
 
 
-def dataset_delete(*, dataset: Dataset) -> None:
+def dataset_delete(*, dataset: Dataset, actor: User | None = None) -> None:
     if dataset.state == Dataset.State.IMPORTING:
         raise StateConflict("The dataset is still importing.")
-    dataset.delete()
+    with transaction.atomic():
+        audit_delete(dataset, actor=actor)  # first: the id is gone after the delete
+        dataset.delete()
 
 
 def dataset_fail(*, dataset_id: int, reason: str) -> None:
@@ -486,7 +501,7 @@ def dataset_fail(*, dataset_id: int, reason: str) -> None:
         _discard_upload(dataset, keep_extracted=dataset.images.exists())
 
 
-def dataset_import_cancel(*, dataset: Dataset) -> Dataset:
+def dataset_import_cancel(*, dataset: Dataset, actor: User | None = None) -> Dataset:
     """Stop a pending or running import; cancelling a cancelled import changes nothing.
 
     A worker importing it stops before its next batch. The images recorded so far are kept.
@@ -501,10 +516,12 @@ def dataset_import_cancel(*, dataset: Dataset) -> Dataset:
                 "only a pending or running import can be cancelled."
             )
         was_pending = locked.state == Dataset.State.PENDING
+        before = {"state": locked.state}
         locked.state = Dataset.State.CANCELLED
         locked.error = "Cancelled by an admin."
         locked.import_finished_at = timezone.now()
         locked.save(update_fields=["state", "error", "import_finished_at"])
+        audit_change(locked, action="dataset.import_cancel", actor=actor, before=before)
     # Pending: no worker has it, everything can go now. Importing: the worker may still be
     # extracting; it keeps the finished extraction when it notices (deleting the open zip
     # is safe on POSIX).
@@ -514,7 +531,7 @@ def dataset_import_cancel(*, dataset: Dataset) -> Dataset:
     return locked
 
 
-def dataset_import_resume(*, dataset: Dataset) -> Dataset:
+def dataset_import_resume(*, dataset: Dataset, actor: User | None = None) -> Dataset:
     """Queue a cancelled or failed import again; it skips the files already recorded."""
     with transaction.atomic():
         locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
@@ -530,10 +547,12 @@ def dataset_import_resume(*, dataset: Dataset) -> Dataset:
                 "The uploaded archive was deleted when its import stopped before the "
                 "extraction finished: upload it again as a new dataset."
             )
+        before = {"state": locked.state, "error": locked.error}
         locked.state = Dataset.State.PENDING
         locked.error = ""
         locked.import_finished_at = None
         locked.save(update_fields=["state", "error", "import_finished_at"])
+        audit_change(locked, action="dataset.import_resume", actor=actor, before=before)
         _queue_import(locked)
     locked.refresh_from_db()
     return locked
@@ -543,6 +562,7 @@ def dataset_import_requeue(*, dataset: Dataset) -> None:
     """Send a pending or importing dataset's import task again (recovery); safe to repeat."""
     with transaction.atomic():
         _queue_import(dataset)
+        audit_requeue(dataset)
 
 
 def _finished_word(state: str) -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from curation import dispatch
 from curation.errors import ValidationFailed
 from curation.models import Dataset, Export
@@ -39,9 +41,23 @@ def export_create(
         created_by=created_by,
     )
     export.full_clean()
-    export.save()
-    if queue:
-        dispatch.send_on_commit(dispatch.BUILD_EXPORT, [export.pk])
+    with transaction.atomic():
+        export.save()
+        audit_record(
+            actor=created_by,
+            action="export.create",
+            target=export,
+            after={
+                "dataset": dataset.pk,
+                "format": format,
+                "scope": scope,
+                "run": export.run_id,
+                "prompt_version": export.prompt_version_id,
+                "threshold": export.threshold,
+            },
+        )
+        if queue:
+            dispatch.send_on_commit(dispatch.BUILD_EXPORT, [export.pk])
     return export
 
 

@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from curation import dispatch
 from curation.errors import ValidationFailed
 from curation.models import Dataset, PromptJob, PromptVersion
@@ -48,13 +49,15 @@ def prompt_job_create_zero_shot(
     inappropriate = [text.strip() for text in inappropriate if text.strip()]
     if not appropriate or not inappropriate:
         raise ValidationFailed("Zero-shot prompts need at least one text for each class.")
-    job = PromptJob.objects.create(
-        kind=PromptJob.Kind.ZERO_SHOT,
-        model_key=model_key,
-        options={"appropriate": appropriate, "inappropriate": inappropriate, "name": name},
-        created_by=created_by,
-    )
-    _queue_job(job)
+    with transaction.atomic():
+        job = PromptJob.objects.create(
+            kind=PromptJob.Kind.ZERO_SHOT,
+            model_key=model_key,
+            options={"appropriate": appropriate, "inappropriate": inappropriate, "name": name},
+            created_by=created_by,
+        )
+        _audit_create(job, actor=created_by)
+        _queue_job(job)
     return job
 
 
@@ -77,21 +80,38 @@ def prompt_job_create_training(
     low, high = HELDOUT_FRACTION_BOUNDS
     if not low <= heldout_fraction <= high:
         raise ValidationFailed(f"The held-out fraction must be between {low} and {high}.")
-    job = PromptJob.objects.create(
-        kind=PromptJob.Kind.TRAIN,
-        model_key=parent.model_key,
-        dataset=dataset,
-        parent=parent,
-        options={
-            **asdict(config),
-            "heldout_fraction": heldout_fraction,
-            "name": name,
-            **({"policy": policy} if policy is not None else {}),
-        },
-        created_by=created_by,
-    )
-    _queue_job(job)
+    with transaction.atomic():
+        job = PromptJob.objects.create(
+            kind=PromptJob.Kind.TRAIN,
+            model_key=parent.model_key,
+            dataset=dataset,
+            parent=parent,
+            options={
+                **asdict(config),
+                "heldout_fraction": heldout_fraction,
+                "name": name,
+                **({"policy": policy} if policy is not None else {}),
+            },
+            created_by=created_by,
+        )
+        _audit_create(job, actor=created_by)
+        _queue_job(job)
     return job
+
+
+def _audit_create(job: PromptJob, *, actor: User | None) -> None:
+    audit_record(
+        actor=actor,
+        action="prompt_job.create",
+        target=job,
+        after={
+            "kind": job.kind,
+            "model_key": job.model_key,
+            "dataset": job.dataset_id,
+            "parent": job.parent_id,
+            "options": job.options,
+        },
+    )
 
 
 def _queue_job(job: PromptJob) -> None:
@@ -99,23 +119,33 @@ def _queue_job(job: PromptJob) -> None:
     dispatch.send_on_commit(dispatch.RUN_PROMPT_JOB, [job.pk])
 
 
-def prompt_job_cancel(*, job: PromptJob) -> PromptJob:
+def prompt_job_cancel(*, job: PromptJob, actor: User | None = None) -> PromptJob:
     """Stop a pending or running job; cancelling a cancelled job again changes nothing.
 
     A worker running it finishes its computation and then drops the result.
     """
     with transaction.atomic():
+        was = PromptJob.objects.select_for_update().values_list("state", flat=True).get(pk=job.pk)
         locked, changed = job_cancel(PromptJob, pk=job.pk, label="Prompt job")
+        if changed:
+            audit_record(
+                actor=actor,
+                action="prompt_job.cancel",
+                target=locked,
+                before={"state": was},
+                after={"state": locked.state},
+            )
     if changed:
         logger.info("prompt job %s cancelled", locked.pk)
     return locked
 
 
-def prompt_job_resume(*, job: PromptJob) -> PromptJob:
+def prompt_job_resume(*, job: PromptJob, actor: User | None = None) -> PromptJob:
     """Run a cancelled or failed job again from the start (it has no partial result)."""
     with transaction.atomic():
         locked = PromptJob.objects.select_for_update().get(pk=job.pk)
         job_check_resumable(locked, label="Prompt job")
+        before = {"state": locked.state, "error": locked.error}
         options = dict(locked.options or {})
         if "policy" in options:
             # An auto-retrain job is judged again when the re-run ends.
@@ -126,6 +156,13 @@ def prompt_job_resume(*, job: PromptJob) -> PromptJob:
         locked.error = ""
         locked.finished_at = None
         locked.save(update_fields=["options", "state", "error", "finished_at"])
+        audit_record(
+            actor=actor,
+            action="prompt_job.resume",
+            target=locked,
+            before=before,
+            after={"state": locked.state, "error": locked.error},
+        )
         _queue_job(locked)
     locked.refresh_from_db()
     return locked
@@ -135,6 +172,12 @@ def prompt_job_requeue(*, job: PromptJob) -> None:
     """Send a pending or running job's task again (recovery of a lost task)."""
     with transaction.atomic():
         _queue_job(job)
+        audit_record(
+            actor=None,
+            action="prompt_job.requeue",
+            target=job,
+            details={"reason": "lost-work recovery: the job's task was lost"},
+        )
 
 
 def prompt_job_fail(*, job_id: int, reason: str) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_context, audit_record
 from curation.errors import StateConflict, full_clean_or_fail
 from curation.models import Dataset, PromptJob, PromptPolicy
 from curation.selectors import active_prompt_version, dataset_latest_run
@@ -20,13 +22,24 @@ from curation.services.prompt_versions import prompt_version_activate
 logger = logging.getLogger(__name__)
 
 
-def prompt_policy_update(*, dataset: Dataset, auto_retrain_every: int | None) -> PromptPolicy:
+def prompt_policy_update(
+    *, dataset: Dataset, auto_retrain_every: int | None, actor: User | None = None
+) -> PromptPolicy:
     """Turn the auto-retrain policy on (every N >= 1 new verdicts) or off (None)."""
     with transaction.atomic():
         policy, _ = PromptPolicy.objects.select_for_update().get_or_create(dataset=dataset)
+        was = policy.auto_retrain_every
         policy.auto_retrain_every = auto_retrain_every
         full_clean_or_fail(policy)
         policy.save(update_fields=["auto_retrain_every", "updated_at"])
+        if was != policy.auto_retrain_every:
+            audit_record(
+                actor=actor,
+                action="prompt_policy.update",
+                target=dataset,
+                before={"auto_retrain_every": was},
+                after={"auto_retrain_every": policy.auto_retrain_every},
+            )
     return policy
 
 
@@ -59,12 +72,14 @@ def prompt_policy_count_verdicts(*, dataset_id: int, count: int = 1) -> PromptJo
             if last is not None:
                 parent = active_prompt_version(model_key=last.model_key) or last.prompt_version
         if parent is not None:
-            job = prompt_job_create_training(
-                dataset=rules.dataset,
-                parent=parent,
-                name=f"auto-retrain of {rules.dataset.name}",
-                policy={"trigger_verdicts": rules.verdicts_since_retrain},
-            )
+            reason = f"auto-retrain policy: {rules.verdicts_since_retrain} new verdicts"
+            with audit_context(reason=reason):
+                job = prompt_job_create_training(
+                    dataset=rules.dataset,
+                    parent=parent,
+                    name=f"auto-retrain of {rules.dataset.name}",
+                    policy={"trigger_verdicts": rules.verdicts_since_retrain},
+                )
             rules.verdicts_since_retrain = 0
             rules.last_retrain_job = job
     rules.save(update_fields=["verdicts_since_retrain", "last_retrain_job", "updated_at"])
@@ -123,8 +138,14 @@ def prompt_policy_apply(*, job_id: int) -> PromptJob:
                     "the candidate is worse than the active version on held-out verdicts"
                 )
             else:
+                compared = "no active version" if active is None else f"active version {active}"
+                reason = (
+                    f"auto-retrain policy: job {job.pk}'s candidate (held-out accuracy "
+                    f"{candidate}; {compared})"
+                )
                 try:
-                    runs = prompt_version_activate(version=version, created_by=job.created_by)
+                    with audit_context(reason=reason, prompt_job=job.pk):
+                        runs = prompt_version_activate(version=version, created_by=job.created_by)
                 except StateConflict as exc:
                     decision["reason"] = f"not activated: {exc.message}"
                 else:

@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from curation.errors import StateConflict, ValidationFailed
 from curation.models import Dataset, PromptPolicy, PromptVersion, ScoringRun
 from curation.selectors import dataset_latest_run
@@ -58,7 +59,14 @@ def prompt_version_import(
         created_by=created_by,
     )
     version.full_clean()
-    version.save()
+    with transaction.atomic():
+        version.save()
+        audit_record(
+            actor=created_by,
+            action="prompt_version.import",
+            target=version,
+            after={"name": version.name, "model_key": version.model_key, "dim": version.dim},
+        )
     return version
 
 
@@ -76,6 +84,11 @@ def prompt_version_activate(
     with transaction.atomic():
         # Serialise activations of the same model.
         list(PromptVersion.objects.select_for_update().filter(model_key=version.model_key))
+        was_active = (
+            PromptVersion.objects.filter(model_key=version.model_key, is_active=True)
+            .values_list("pk", flat=True)
+            .first()
+        )
         PromptVersion.objects.filter(model_key=version.model_key, is_active=True).exclude(
             pk=version.pk
         ).update(is_active=False)
@@ -83,6 +96,15 @@ def prompt_version_activate(
             is_active=True, activated_at=timezone.now()
         )
         version.refresh_from_db()
+        # The rescore runs it starts record their own "run.rescore" events.
+        audit_record(
+            actor=created_by,
+            action="prompt_version.activate",
+            target=version,
+            before={"active_version": was_active},
+            after={"active_version": version.pk},
+            details={"model_key": version.model_key, "rescore": rescore},
+        )
         runs: list[ScoringRun] = []
         if not rescore:
             return runs
@@ -146,8 +168,18 @@ def prompt_version_pin(
             raise ValidationFailed(
                 f"This dataset is scored with {last.model_key}; pin a version of that model."
             )
+        was_pinned = policy.pinned_version_id
         policy.pinned_version = version
         policy.save(update_fields=["pinned_version", "updated_at"])
+        if was_pinned != policy.pinned_version_id:
+            audit_record(
+                actor=created_by,
+                action="prompt_version.pin" if version is not None else "prompt_version.unpin",
+                target=dataset,
+                before={"pinned_version": was_pinned},
+                after={"pinned_version": policy.pinned_version_id},
+                details={"version": str(version)} if version is not None else None,
+            )
         if version is None or last is None or last.prompt_version_id == version.pk:
             return None
         if dataset.runs.filter(

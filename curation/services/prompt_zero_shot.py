@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import User
+from django.db import transaction
 
+from audit.services import audit_record
 from curation.models import PromptVersion
 from curation.services.prompt_jobs import PAPER_APPROPRIATE, PAPER_INAPPROPRIATE
 from worker.engine.scoring import zero_shot_prompts
@@ -39,5 +41,17 @@ def prompt_version_create_zero_shot(
         created_by=created_by,
     )
     version.full_clean()
-    version.save()
+    with transaction.atomic():
+        version.save()
+        audit_record(
+            actor=created_by,
+            action="prompt_version.create",
+            target=version,
+            after={
+                "name": version.name,
+                "model_key": version.model_key,
+                "source": version.source,
+                "texts": version.texts,
+            },
+        )
     return version

@@ -19,6 +19,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from curation import dispatch
 from curation.errors import StateConflict, ValidationFailed
 from curation.models import Dataset, Image, PromptVersion, ScoringChunk, ScoringRun
@@ -83,6 +84,18 @@ def scoring_run_start(
             )
             for index, start in enumerate(range(0, len(image_ids), chunk_size))
         )
+        audit_record(
+            actor=created_by,
+            action="run.rescore" if kind == ScoringRun.Kind.RESCORE else "run.start",
+            target=run,
+            after={
+                "dataset": dataset.pk,
+                "prompt_version": prompt_version.pk,
+                "threshold": threshold,
+                "images": run.total,
+                "chunks": run.chunks_total,
+            },
+        )
         if queue:
             _queue_run(run)
     return run
@@ -115,13 +128,27 @@ def scoring_run_fail(*, run_id: int, chunk_id: int | None, reason: str) -> None:
     logger.error("run %s failed: %s", run_id, reason)
 
 
+def scoring_chunk_assign(*, chunk_id: int, worker: str) -> None:
+    """Record which worker (its hostname) takes a chunk: the run's per-worker progress.
+
+    A redelivered chunk is recorded under the worker that took it last, the one that
+    finishes it (the one before died or let go of the task). A done chunk keeps its worker.
+    """
+    if not worker:
+        return
+    field = ScoringChunk._meta.get_field("worker")
+    ScoringChunk.objects.filter(pk=chunk_id).exclude(state=ScoringChunk.State.DONE).update(
+        worker=worker[: field.max_length]
+    )
+
+
 def scoring_chunk_fail(*, chunk_id: int, reason: str) -> None:
     """A chunk that cannot be processed fails its whole run with the reason."""
     run_id = ScoringChunk.objects.values_list("run_id", flat=True).get(pk=chunk_id)
     scoring_run_fail(run_id=run_id, chunk_id=chunk_id, reason=reason)
 
 
-def scoring_run_cancel(*, run: ScoringRun) -> ScoringRun:
+def scoring_run_cancel(*, run: ScoringRun, actor: User | None = None) -> ScoringRun:
     """Stop a pending or running run; cancelling a cancelled run again changes nothing.
 
     Queued chunk tasks stay in the queue and do nothing when they arrive; a chunk a worker
@@ -129,7 +156,16 @@ def scoring_run_cancel(*, run: ScoringRun) -> ScoringRun:
     scores and their review items are kept.
     """
     with transaction.atomic():
+        was = ScoringRun.objects.select_for_update().values_list("state", flat=True).get(pk=run.pk)
         locked, changed = job_cancel(ScoringRun, pk=run.pk, label="Run")
+        if changed:
+            audit_record(
+                actor=actor,
+                action="run.cancel",
+                target=locked,
+                before={"state": was},
+                after={"state": locked.state, "chunks_done": locked.chunks_done},
+            )
     if changed:
         logger.info(
             "run %s cancelled at %s/%s chunks", locked.pk, locked.chunks_done, locked.chunks_total
@@ -137,7 +173,7 @@ def scoring_run_cancel(*, run: ScoringRun) -> ScoringRun:
     return locked
 
 
-def scoring_run_resume(*, run: ScoringRun) -> ScoringRun:
+def scoring_run_resume(*, run: ScoringRun, actor: User | None = None) -> ScoringRun:
     """Queue a cancelled or failed run's chunks that are not done; the done ones are kept.
 
     Failed chunks go back to PENDING with their attempts and error cleared.
@@ -149,6 +185,7 @@ def scoring_run_resume(*, run: ScoringRun) -> ScoringRun:
         )
         locked = ScoringRun.objects.select_for_update().get(pk=run.pk)
         job_check_resumable(locked, label="Run")
+        before = {"state": locked.state, "error": locked.error}
         chunk_ids = list(
             locked.chunks.filter(state=ScoringChunk.State.PENDING).values_list("id", flat=True)
         )
@@ -166,6 +203,13 @@ def scoring_run_resume(*, run: ScoringRun) -> ScoringRun:
             locked.finished_at = None
             _queue_run(locked, chunk_ids=chunk_ids)
         locked.save(update_fields=["state", "error", "heartbeat_at", "finished_at"])
+        audit_record(
+            actor=actor,
+            action="run.resume",
+            target=locked,
+            before=before,
+            after={"state": locked.state, "error": "", "chunks_queued": len(chunk_ids)},
+        )
     logger.info("run %s resumed: %s chunks queued", locked.pk, len(chunk_ids))
     return locked
 
@@ -177,3 +221,12 @@ def scoring_run_requeue(*, run: ScoringRun, chunk_ids: list[int]) -> None:
             heartbeat_at=timezone.now()
         )
         _queue_run(run, chunk_ids=chunk_ids)
+        audit_record(
+            actor=None,
+            action="run.requeue",
+            target=run,
+            details={
+                "reason": "lost-work recovery: the run's tasks were lost",
+                "tasks": len(chunk_ids),
+            },
+        )

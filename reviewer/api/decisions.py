@@ -23,9 +23,9 @@ from reviewer.api.serializers import (
 from reviewer.models import Decision
 from reviewer.selectors.verdicts import image_history
 from reviewer.services.decisions import (
+    review_action_undo,
     review_decision_bulk,
     review_decision_record,
-    review_decision_undo,
 )
 from reviewer.services.queue import (
     QUEUE_MODES,
@@ -105,9 +105,17 @@ class ReviewBulkDecisionApi(APIView):
         return Response(self.OutputSerializer(result).data)
 
 
+class RetractedDecisionOutput(serializers.ModelSerializer):
+    class Meta:
+        ref_name = "ReviewRetractedDecision"
+        model = Decision
+        fields = ["id", "item", "image", "verdict", "category", "is_second_look", "created_at"]
+
+
 class ReviewUndoApi(APIView):
-    """Retract the reviewer's latest verdict; the item comes back, leased to them, shown in the
-    queue mode the screen is in (`mode` in the body or the query string; default "score")."""
+    """Retract the reviewer's latest action: their latest verdict, or every verdict of the bulk
+    verdict it was part of. The items come back, leased to them, shown in the queue mode the
+    screen is in (`mode` in the body or the query string; default "score")."""
 
     class InputSerializer(serializers.Serializer):
         class Meta:
@@ -119,8 +127,12 @@ class ReviewUndoApi(APIView):
         class Meta:
             ref_name = "ReviewUndoOutput"
 
+        # The latest retracted decision and its item (one verdict: the only ones).
         item = ReviewItemOutput()
         retracted_decision_id = serializers.IntegerField()
+        # Every item and decision of the action, in the order they were decided.
+        items = ReviewItemOutput(many=True)
+        retracted_decisions = RetractedDecisionOutput(many=True)
 
     @extend_schema(
         request=InputSerializer,
@@ -133,11 +145,14 @@ class ReviewUndoApi(APIView):
         data = self.InputSerializer(data=source)
         data.is_valid(raise_exception=True)
         mode = data.validated_data["mode"]
-        item, decision = review_decision_undo(reviewer=request_user(request))
+        undone = review_action_undo(reviewer=request_user(request))
+        items = items_response_data(undone.items, request=request, mode=mode)
         return Response(
             {
-                "item": items_response_data([item], request=request, mode=mode)[0],
-                "retracted_decision_id": decision.pk,
+                "item": items[-1],
+                "retracted_decision_id": undone.decisions[-1].pk,
+                "items": items,
+                "retracted_decisions": RetractedDecisionOutput(undone.decisions, many=True).data,
             }
         )
 

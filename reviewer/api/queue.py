@@ -1,7 +1,9 @@
-"""Review API, the queue: lease the next item or a batch, release leases, queue counts."""
+"""Review API, the queue: lease the next item or a batch, renew and release leases, queue
+counts."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.utils import (
     extend_schema,
     inline_serializer,
@@ -24,11 +26,13 @@ from reviewer.selectors.verdicts import review_queue_counts
 from reviewer.services.decisions import (
     MAX_BULK,
 )
+from reviewer.services.leases import review_leases_renew
 from reviewer.services.queue import (
     MAX_BATCH,
     review_item_batch,
     review_lease_release,
     review_leases_release,
+    review_queue_held_by_others,
     review_queue_size,
 )
 
@@ -117,10 +121,73 @@ class ReviewLeasesReleaseApi(APIView):
         return Response(self.OutputSerializer({"released": released}).data)
 
 
+class LeaseRefusedOutput(serializers.Serializer):
+    """A lease the heartbeat did not renew, and why."""
+
+    class Meta:
+        ref_name = "ReviewLeaseRefused"
+
+    id = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class ReviewLeasesRenewApi(APIView):
+    """The review page's heartbeat: extend the reviewer's leases on `item_ids` (or, with
+    `all`, every lease they hold) to Q16_LEASE_SECONDS from now. Leases that are not theirs
+    are never touched: each such id comes back in `refused` with the reason ("held by another
+    reviewer", or "not leased to you": released, decided, taken over, or unknown)."""
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ReviewLeasesRenewInput"
+
+        item_ids = serializers.ListField(
+            child=IdField(), required=False, allow_empty=False, max_length=MAX_BULK
+        )
+        all = serializers.BooleanField(required=False, default=False)
+
+        def validate(self, attrs):
+            if ("item_ids" in attrs) == attrs["all"]:
+                raise serializers.ValidationError(
+                    "Send item_ids (the items to renew) or all: true (every lease of yours)."
+                )
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ReviewLeasesRenewOutput"
+
+        renewed = serializers.ListField(child=serializers.IntegerField())
+        refused = LeaseRefusedOutput(many=True)
+        lease_expires_at = serializers.DateTimeField()
+        lease_seconds = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        renewal = review_leases_renew(
+            reviewer=request_user(request), item_ids=data.validated_data.get("item_ids")
+        )
+        return Response(
+            self.OutputSerializer(
+                {
+                    "renewed": renewal.renewed,
+                    "refused": [{"id": i, "reason": reason} for i, reason in renewal.refused],
+                    "lease_expires_at": renewal.expires_at,
+                    "lease_seconds": settings.Q16_LEASE_SECONDS,
+                }
+            ).data
+        )
+
+
 class ReviewStatsApi(APIView):
     """Review counts: items per state (of the dataset, or of every dataset the user reviews),
     the user's own verdicts, and the size of the queue the query selects (the same parameters
-    as next/: `queue` items served, `queue_remaining` of them still without the user's verdict).
+    as next/: `queue` items served, `queue_remaining` of them still without the user's verdict;
+    while other reviewers hold some of those on live leases, `held_by_others` how many and
+    `held_by_others_until` when the first of their leases ends: why a queue can be empty for
+    this reviewer with items left).
     """
 
     @extend_schema(
@@ -135,6 +202,10 @@ class ReviewStatsApi(APIView):
                 "decided_by_me": serializers.IntegerField(),
                 "queue": serializers.IntegerField(),
                 "queue_remaining": serializers.IntegerField(),
+                # Only while other reviewers hold items of queue_remaining on live leases (the
+                # answer is otherwise as before): how many, and when the first lease ends.
+                "held_by_others": serializers.IntegerField(required=False),
+                "held_by_others_until": serializers.DateTimeField(required=False),
             },
         ),
     )
@@ -151,9 +222,20 @@ class ReviewStatsApi(APIView):
                 reviewer=request_user(request), mode=query.validated_data["mode"], filters=filters
             )
         )
+        held = review_queue_held_by_others(
+            reviewer=request_user(request), mode=query.validated_data["mode"], filters=filters
+        )
         counts["decided_by_me"] = (
             Decision.objects.filter(reviewer=request_user(request), retraction__isnull=True)
             .exclude(verdict=Decision.Verdict.SKIP)
             .count()
         )
-        return Response(counts)
+        if not held.count:
+            return Response(counts)
+        return Response(
+            {
+                **counts,
+                "held_by_others": held.count,
+                "held_by_others_until": held.first_lease_ends_at,
+            }
+        )

@@ -58,6 +58,9 @@ class HistoryOutput(serializers.Serializer):
     retracted = serializers.BooleanField()
     retracted_at = serializers.DateTimeField(allow_null=True)
     propagated_from = serializers.IntegerField(allow_null=True)
+    # A reviewer's verdict on an already decided item; an admin's verdict that settled one.
+    is_second_look = serializers.BooleanField()
+    is_adjudication = serializers.BooleanField()
 
 
 class ReviewItemOutput(serializers.Serializer):

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from curation.api.ids import IdRelatedField
 from curation.api.permissions import IsCurationAdmin, request_user
 from curation.models import Dataset, PromptVersion
-from reviewer.models import ReviewerPreferences, ReviewSettings
+from reviewer.models import MAX_AUDIT_SHARE, ReviewerPreferences, ReviewSettings
 from reviewer.selectors.settings import review_settings_get, reviewer_preferences_get
 from reviewer.services.settings import review_settings_update, reviewer_preferences_update
 
@@ -63,6 +63,13 @@ class DatasetReviewSettingsApi(APIView):
         categories = serializers.ListField(
             child=serializers.CharField(max_length=100), required=False, min_length=1
         )
+        # {old name: new name}: the dataset's past verdicts follow the rename.
+        category_renames = serializers.DictField(
+            child=serializers.CharField(max_length=100), required=False
+        )
+        audit_share = serializers.FloatField(
+            required=False, min_value=0.0, max_value=MAX_AUDIT_SHARE
+        )
         auto_retrain_every = serializers.IntegerField(
             required=False, allow_null=True, min_value=1, max_value=2**31 - 1
         )
@@ -86,7 +93,7 @@ class DatasetReviewSettingsApi(APIView):
             model = ReviewSettings
             fields = [
                 "dataset", "required_verdicts", "near_duplicate_distance", "categories",
-                "auto_retrain_every", "verdicts_since_retrain", "pinned_version",
+                "audit_share", "auto_retrain_every", "verdicts_since_retrain", "pinned_version",
                 "last_retrain_job", "updated_at",
             ]  # fmt: skip
 

@@ -27,8 +27,8 @@ THROUGHPUT_DAYS = 14
 
 def review_agreement(*, dataset_id: int) -> dict[str, Any]:
     """Cohen's kappa per reviewer pair on the items both gave a verdict on (their own
-    latest live verdict; copies onto duplicates and adjudications left out), and overall
-    the mean of the pairs' kappas."""
+    latest live verdict, second looks at decided items included; copies onto duplicates and
+    adjudications left out), and overall the mean of the pairs' kappas."""
     by_item: dict[int, dict[str, str]] = defaultdict(dict)
     for item_id, username, verdict in (
         live_verdicts()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
 from curation.models import Dataset, Image
 from reviewer.models import Decision, ReviewItem
@@ -22,15 +22,18 @@ def latest_decision_subquery(
     """A field of the latest live verdict on the image given by `outer` in the outer query.
 
     Verdicts are append-only: the latest counts; a retracted one (undo) is ignored, so the
-    previous verdict counts again. With settled_only (training, exports, summaries), only
-    decided items have a verdict: an item still waiting for its k verdicts, or disputed
-    until an admin adjudicates, has none yet.
+    previous verdict counts again. A second look that agreed leaves the decision as it was
+    (its category too): it counts only where no other live verdict is left. With
+    settled_only (training, exports, summaries), only decided items have a verdict: an item
+    still waiting for its k verdicts, or disputed until an admin adjudicates, has none yet.
     """
     verdicts = live_verdicts()
     if settled_only:
         verdicts = verdicts.filter(item__state=ReviewItem.State.DECIDED)
     return Subquery(
-        verdicts.filter(image=OuterRef(outer)).order_by("-created_at", "-id").values(field)[:1]
+        verdicts.filter(image=OuterRef(outer))
+        .order_by("is_second_look", "-created_at", "-id")
+        .values(field)[:1]
     )
 
 
@@ -45,12 +48,13 @@ def images_with_latest_verdict(*, dataset_id: int) -> QuerySet[Image]:
 
 
 def latest_verdicts(*, dataset_id: int) -> dict[int, tuple[str, str]]:
-    """image id -> (verdict, category) of the latest live verdict, for decided images."""
+    """image id -> (verdict, category) of the latest live verdict, for decided images (second
+    looks last, as in latest_decision_subquery)."""
     latest: dict[int, tuple[str, str]] = {}
     for image_id, verdict, category in (
         live_verdicts()
         .filter(item__dataset_id=dataset_id, item__state=ReviewItem.State.DECIDED)
-        .order_by("image_id", "created_at", "id")
+        .order_by("image_id", "-is_second_look", "created_at", "id")
         .values_list("image_id", "verdict", "category")
     ):
         latest[image_id] = (verdict, category)
@@ -72,7 +76,14 @@ def review_queue_counts(*, dataset_id: int | None = None, dataset_ids=None) -> d
 
 
 def dataset_review_counts(*, dataset: Dataset) -> dict[str, int]:
-    """The review half of a dataset's summary: flagged, waiting, confirmed, rejected."""
+    """The review half of a dataset's summary: flagged, waiting, confirmed, rejected, as
+    curation.glossary.FIGURES defines them.
+
+    Flagged counts the items whose current score is at or above the threshold of the run
+    that gave it: not every non-withdrawn item, since audit items (below the threshold by
+    design) and decided items a rescore moved below the threshold keep their items. Once the
+    latest run has finished, that is the run's own Flagged count.
+    """
     verdicts = (
         Image.objects.filter(dataset=dataset)
         .annotate(verdict=latest_verdict_subquery())
@@ -82,7 +93,10 @@ def dataset_review_counts(*, dataset: Dataset) -> dict[str, int]:
     )
     by_verdict = {row["verdict"]: row["n"] for row in verdicts}
     items = ReviewItem.objects.filter(dataset=dataset).aggregate(
-        flagged=Count("id", filter=~Q(state=ReviewItem.State.WITHDRAWN)),
+        flagged=Count(
+            "id",
+            filter=~Q(state=ReviewItem.State.WITHDRAWN) & Q(score__gte=F("run__threshold")),
+        ),
         pending=Count("id", filter=Q(state=ReviewItem.State.PENDING)),
     )
     return {
@@ -111,6 +125,8 @@ def history_entry(decision: Decision) -> dict[str, Any]:
         "retracted": retraction is not None,
         "retracted_at": retraction.created_at if retraction is not None else None,
         "propagated_from": decision.propagated_from_id,
+        "is_second_look": decision.is_second_look,
+        "is_adjudication": decision.is_adjudication,
     }
 
 

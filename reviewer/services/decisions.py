@@ -1,9 +1,12 @@
-"""Verdicts: append-only decisions, k independent verdicts with admin adjudication,
-duplicate propagation that respects other reviewers' leases, bulk verdicts and undo."""
+"""Verdicts: append-only decisions, k independent verdicts with admin adjudication, second
+looks at decided items, duplicate propagation that respects other reviewers' leases, bulk
+verdicts and undo (of a whole bulk verdict at once)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -199,15 +202,22 @@ def review_decision_record(
     verdict: str,
     category: str = "",
     apply_to: Sequence[int] = (),
+    bulk_action: uuid.UUID | None = None,
 ) -> Decision:
     """Append a verdict for an item the reviewer holds (or that nobody holds).
 
-    Skipping releases the lease and keeps the item in the queue for others. A verdict
+    Skipping releases the lease and keeps the item in the queue for others. A reviewer who
+    holds a decided item (leased from the "Decided (second look)" queue) and has not given a
+    verdict on it gives a second look: it counts for agreement, and when it disagrees the item
+    becomes disputed for an admin to adjudicate (an adjudicated item stays decided); a
+    decided item they do not hold is refused (a stale page). An admin's verdict on a decided
+    or disputed item is an adjudication: it settles the item. A verdict
     also applies to every image with the same content hash in the dataset, and to the
     near-duplicates listed in apply_to (each must be within the dataset's distance), except
     where another reviewer holds the copy or the dataset needs k > 1 verdicts (see
     _propagate). The returned decision carries `propagated_image_ids` (the copies made) and
     `skipped_propagation` (the images left alone, each with its item and the reason).
+    `bulk_action` groups the decisions of one bulk verdict (see review_action_undo).
     """
     if verdict not in Decision.Verdict.values:
         raise ValidationFailed(f"Unknown verdict {verdict!r}.")
@@ -244,17 +254,33 @@ def review_decision_record(
         )
         if held_by_other:
             raise StateConflict("Another reviewer holds this item.")
-        if item.state != ReviewItem.State.PENDING and verdict == Decision.Verdict.SKIP:
+        # A second look is asked for: the reviewer leased the decided item from the queue. A
+        # stale page (the item was decided since it was shown) holds no lease on it.
+        second_look = item.state == ReviewItem.State.DECIDED and not reviewer.is_staff
+        holds_it = item.leased_by_id == reviewer.pk
+        if (
+            item.state != ReviewItem.State.PENDING
+            and verdict == Decision.Verdict.SKIP
+            and not (second_look and holds_it)
+        ):
             raise StateConflict("This item is already decided.")
         rows = _live_verdict_rows(item) if item.has_verdicts else []
         if any(reviewer_id == reviewer.pk for reviewer_id, _, _ in rows):
-            raise StateConflict("You already gave a verdict on this item; undo it to change it.")
+            if item.state == ReviewItem.State.PENDING:
+                raise StateConflict(
+                    "You already gave a verdict on this item; undo it to change it."
+                )
+            raise StateConflict(
+                "You already gave a verdict on this item; a second look must come from a "
+                "reviewer who has not."
+            )
         if item.state == ReviewItem.State.DISPUTED and not reviewer.is_staff:
             raise StateConflict("This item's verdicts disagree; an admin adjudicates it.")
-        # A decided item is closed for reviewers (a stale page must not add a k+1st verdict);
-        # only an admin may overrule it, which is recorded as an adjudication.
-        if item.state == ReviewItem.State.DECIDED and not reviewer.is_staff:
-            raise StateConflict("This item is already decided.")
+        if second_look and not holds_it:
+            raise StateConflict(
+                "This item is already decided; take it from the Decided (second look) queue "
+                "to give it a second look."
+            )
         targets: list[Image] = []
         if verdict != Decision.Verdict.SKIP:
             targets = list(
@@ -282,7 +308,7 @@ def review_decision_record(
             raise ValidationFailed("A skip applies to this item only.")
         decision = Decision.objects.create(
             item=item, image_id=item.image_id, reviewer=reviewer, verdict=verdict,
-            category=category,
+            category=category, is_second_look=second_look, bulk_action=bulk_action,
             is_adjudication=reviewer.is_staff
             and item.state in (ReviewItem.State.DISPUTED, ReviewItem.State.DECIDED),
         )  # fmt: skip
@@ -327,11 +353,14 @@ def review_decision_bulk(
             )  # fmt: skip
     decided: list[int] = []
     conflicts: list[dict[str, Any]] = []
+    # One action: undo retracts every verdict of it together.
+    bulk_action = uuid.uuid4()
     for item_id in dict.fromkeys(item_ids):
         try:
             review_decision_record(
-                item_id=item_id, reviewer=reviewer, verdict=verdict, category=category
-            )
+                item_id=item_id, reviewer=reviewer, verdict=verdict, category=category,
+                bulk_action=bulk_action,
+            )  # fmt: skip
         except (StateConflict, ValidationFailed, NotAllowed) as exc:
             conflicts.append({"id": item_id, "detail": exc.message})
         except ReviewItem.DoesNotExist:
@@ -341,59 +370,109 @@ def review_decision_bulk(
     return {"decided": decided, "conflicts": conflicts}
 
 
-def review_decision_undo(*, reviewer: User) -> tuple[ReviewItem, Decision]:
-    """Retract the reviewer's latest live decision (and the copies it made on duplicates).
+@dataclass(frozen=True)
+class UndoneAction:
+    """What an undo retracted: the reviewer's decisions of one action (one verdict, or every
+    verdict of one bulk verdict) and their items, both in the order they were decided."""
 
-    The history keeps both; the previous verdict counts again everywhere. The item is
-    re-opened and leased back to the reviewer when it needs a verdict again.
+    decisions: list[Decision]
+    items: list[ReviewItem]
+
+
+def _held_by_other(item: ReviewItem, *, reviewer: User, now: datetime) -> bool:
+    return (
+        item.leased_by_id not in (None, reviewer.pk)
+        and item.lease_expires_at is not None
+        and item.lease_expires_at >= now
+    )
+
+
+def review_action_undo(*, reviewer: User) -> UndoneAction:
+    """Retract the reviewer's latest action: their latest live decision, or all the live
+    decisions of the bulk verdict it belongs to, and the copies they made on duplicates.
+
+    The history keeps both; the previous verdicts count again everywhere. Each item is
+    re-opened and leased back to the reviewer when it needs their verdict again (pending,
+    disputed for an admin, decided after their second look is retracted). If another
+    reviewer holds one of the items now, nothing is retracted.
     """
     now = timezone.now()
     with transaction.atomic():
-        decision = (
+        mine = (
             Decision.objects.select_for_update(of=("self",))
             .filter(reviewer=reviewer, propagated_from__isnull=True, retraction__isnull=True)
             .filter(item__in=reviewable_items(reviewer).values("id"))
-            .order_by("-created_at", "-id")
-            .first()
         )
-        if decision is None:
+        latest = mine.order_by("-created_at", "-id").first()
+        if latest is None:
             raise StateConflict("You have nothing to undo.")
-        item = (
-            ReviewItem.objects.select_for_update(of=("self",))
-            .select_related("image", "dataset", "run")
-            .get(pk=decision.item_id)
+        decisions = (
+            [latest]
+            if latest.bulk_action is None
+            else list(mine.filter(bulk_action=latest.bulk_action).order_by("created_at", "id"))
         )
-        if (
-            item.leased_by_id not in (None, reviewer.pk)
-            and item.lease_expires_at is not None
-            and item.lease_expires_at >= now
-        ):
+        items = {
+            item.pk: item
+            for item in ReviewItem.objects.select_for_update(of=("self",))
+            .select_related("image", "dataset", "run")
+            .filter(pk__in=[decision.item_id for decision in decisions])
+        }
+        held = [item for item in items.values() if _held_by_other(item, reviewer=reviewer, now=now)]
+        if held and len(items) == 1:
             raise StateConflict("Another reviewer holds this item now.")
-        rules = review_settings_get(dataset_id=item.dataset_id)
-        copies = list(
-            Decision.objects.filter(propagated_from=decision, retraction__isnull=True).values_list(
-                "pk", "item_id"
+        if held:
+            raise StateConflict(
+                f"Another reviewer holds {len(held)} of these {len(items)} items now; nothing "
+                "was undone. Undo again when their lease ends."
             )
+        rules: dict[int, ReviewSettings] = {}
+
+        def required(dataset_id: int) -> int:
+            if dataset_id not in rules:
+                rules[dataset_id] = review_settings_get(dataset_id=dataset_id)
+            return rules[dataset_id].required_verdicts
+
+        copies = list(
+            Decision.objects.filter(
+                propagated_from__in=[decision.pk for decision in decisions],
+                retraction__isnull=True,
+            ).values_list("pk", "item_id")
         )
         DecisionRetraction.objects.bulk_create(
             DecisionRetraction(decision_id=pk, retracted_by=reviewer)
-            for pk in [decision.pk] + [pk for pk, _ in copies]
+            for pk in [decision.pk for decision in decisions] + [pk for pk, _ in copies]
         )
         for other in (
             ReviewItem.objects.select_for_update(of=("self",))
             .select_related("run")
-            .filter(pk__in={item_id for _, item_id in copies} - {item.pk})
+            .filter(pk__in={item_id for _, item_id in copies} - set(items))
         ):
-            review_item_settle(other, required=rules.required_verdicts)
+            review_item_settle(other, required=required(other.dataset_id))
             review_item_save(other)
-        if item.state == ReviewItem.State.WITHDRAWN and decision.verdict == Decision.Verdict.SKIP:
-            pass  # a skipped item that has since been withdrawn stays withdrawn
-        else:
-            review_item_settle(item, required=rules.required_verdicts)
-            if item.state == ReviewItem.State.PENDING or (
-                item.state == ReviewItem.State.DISPUTED and reviewer.is_staff
+        for decision in decisions:
+            item = items[decision.item_id]
+            if (
+                item.state == ReviewItem.State.WITHDRAWN
+                and decision.verdict == Decision.Verdict.SKIP
+            ):
+                continue  # a skipped item that has since been withdrawn stays withdrawn
+            review_item_settle(item, required=required(item.dataset_id))
+            if (
+                item.state == ReviewItem.State.PENDING
+                or (item.state == ReviewItem.State.DISPUTED and reviewer.is_staff)
+                or (item.state == ReviewItem.State.DECIDED and decision.is_second_look)
             ):
                 item.leased_by = reviewer
                 item.lease_expires_at = now + timedelta(seconds=settings.Q16_LEASE_SECONDS)
             review_item_save(item)
-    return item, decision
+    return UndoneAction(
+        decisions=decisions, items=[items[decision.item_id] for decision in decisions]
+    )
+
+
+def review_decision_undo(*, reviewer: User) -> tuple[ReviewItem, Decision]:
+    """Retract the reviewer's latest action (see review_action_undo): every decision of a bulk
+    verdict, or the one latest decision. Returns the latest retracted decision and its item.
+    """
+    undone = review_action_undo(reviewer=reviewer)
+    return undone.items[-1], undone.decisions[-1]

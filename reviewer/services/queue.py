@@ -8,12 +8,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Exists, Max, Min, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from curation.errors import NotAllowed, ValidationFailed
@@ -22,8 +22,10 @@ from curation.selectors import dataset_latest_run, visible_dataset_ids
 from reviewer.models import (
     Decision,
     ReviewItem,
+    ReviewSettings,
 )
 from reviewer.selectors.verdicts import latest_decision_subquery
+from reviewer.services.exposure import exposure_break_check
 
 # The most items one batch (grid view) leases at once.
 MAX_BATCH = 60
@@ -264,6 +266,80 @@ def _audit_items_create(*, dataset: Dataset, count: int) -> int:
     return len(picked)
 
 
+def _audit_share(*, mode: str, filters: QueueFilters) -> float:
+    """The dataset's audit share where a queue mixes audit items in: the score and uncertain
+    modes over one dataset's pending items, unnarrowed (a reviewer who asks for a score range,
+    a folder or a category gets exactly that); 0 elsewhere."""
+    if mode not in ("score", "uncertain") or filters.dataset is None:
+        return 0.0
+    narrowed = (
+        filters.score_min is not None
+        or filters.score_max is not None
+        or filters.folder.strip().strip("/")
+        or filters.category
+    )
+    if narrowed or (filters.state or ReviewItem.State.PENDING) != ReviewItem.State.PENDING:
+        return 0.0
+    share = (
+        ReviewSettings.objects.filter(dataset=filters.dataset)
+        .values_list("audit_share", flat=True)
+        .first()
+    )
+    return share or 0.0
+
+
+def _lease_with_audit_share(
+    *,
+    candidates: QuerySet[ReviewItem],
+    held_items: QuerySet[ReviewItem],
+    share: float,
+    dataset: Dataset,
+    reviewer: User,
+    limit: int,
+    now,
+    expires,
+) -> tuple[list[int], list[int]]:
+    """(held, all) ids of a batch where each new slot is an audit item with probability
+    `share` (sampled as the audit mode does when none is waiting), the rest flagged items.
+
+    Audit items the reviewer holds count as held. Once the flagged queue has nothing left
+    to lease, no audit item is mixed in either: the queue is done, not an audit queue.
+    """
+    audit = reviewable_items(reviewer).filter(
+        dataset=dataset, state=ReviewItem.State.PENDING, is_audit=True
+    )
+    held = list(held_items.values_list("id", flat=True)[:limit])
+    held += list(
+        audit.filter(leased_by=reviewer, lease_expires_at__gte=now)
+        .order_by("id")
+        .values_list("id", flat=True)[: limit - len(held)]
+    )
+    ids = list(held)
+    wanted = sum(audit_random.random() < share for _ in range(limit - len(ids)))
+    if wanted and (held or candidates.exists()):
+        mine = Decision.objects.filter(
+            item_id=OuterRef("pk"), reviewer=reviewer, retraction__isnull=True
+        )
+        free_audit = audit.filter(_lease_is_free(now)).exclude(Exists(mine)).order_by("id")
+        leased = _lease(
+            candidates=free_audit, reviewer=reviewer, count=wanted, now=now, expires=expires
+        )
+        if len(leased) < wanted and _audit_items_create(
+            dataset=dataset, count=wanted - len(leased)
+        ):
+            leased += _lease(
+                candidates=free_audit, reviewer=reviewer, count=wanted - len(leased), now=now,
+                expires=expires,
+            )  # fmt: skip
+        ids += leased
+    if len(ids) < limit:
+        ids += _lease(
+            candidates=candidates, reviewer=reviewer, count=limit - len(ids), now=now,
+            expires=expires,
+        )  # fmt: skip
+    return held, ids
+
+
 def review_item_batch(
     *,
     reviewer: User,
@@ -275,8 +351,11 @@ def review_item_batch(
 
     Items the reviewer already holds (and that match) come first. Nobody receives an item
     another reviewer holds, nor one they already gave a verdict on (or skipped). The audit
-    mode adds random unflagged images of the dataset's latest run when it runs dry.
+    mode adds random unflagged images of the dataset's latest run when it runs dry; the score
+    and uncertain modes of a dataset mix audit items in by its review settings' audit_share.
     """
+    # A due break (reviewer protection) leases nothing new: BreakDue, a 429.
+    exposure_break_check(reviewer=reviewer)
     filters = filters or QueueFilters()
     if not 1 <= limit <= MAX_BATCH:
         raise ValidationFailed(f"The batch size must be between 1 and {MAX_BATCH}.")
@@ -290,7 +369,13 @@ def review_item_batch(
     )
     candidates = items.filter(_lease_is_free(now)).exclude(Exists(mine)).order_by(*order)
     held_items = items.filter(leased_by=reviewer, lease_expires_at__gte=now).order_by(*order)
-    if limit == 1 and connection.vendor == "postgresql":
+    share = _audit_share(mode=mode, filters=filters)
+    if share > 0 and filters.dataset is not None:
+        held, ids = _lease_with_audit_share(
+            candidates=candidates, held_items=held_items, share=share, dataset=filters.dataset,
+            reviewer=reviewer, limit=limit, now=now, expires=expires,
+        )  # fmt: skip
+    elif limit == 1 and connection.vendor == "postgresql":
         held, ids = _held_or_lease_one(
             held_items=held_items, candidates=candidates, reviewer=reviewer, now=now,
             expires=expires,
@@ -387,3 +472,31 @@ def review_queue_size(
         .count()
     )
     return {"queue": queue, "queue_remaining": queue - decided}
+
+
+@dataclass(frozen=True)
+class HeldByOthers:
+    """Items of a queue still waiting for this reviewer that other reviewers hold right now."""
+
+    count: int
+    first_lease_ends_at: datetime | None
+
+
+def review_queue_held_by_others(
+    *, reviewer: User, mode: str = "score", filters: QueueFilters | None = None
+) -> HeldByOthers:
+    """How many items of a queue (as review_queue_size reads it) without this reviewer's
+    verdict other reviewers hold on live leases, and when the first of those leases ends:
+    why a queue can be empty for this reviewer while items are left."""
+    items, _ = _queue(mode=mode, filters=filters or QueueFilters(), reviewer=reviewer)
+    mine = Decision.objects.filter(
+        item_id=OuterRef("pk"), reviewer=reviewer, retraction__isnull=True
+    )
+    # Few rows are leased at any time: the leased_by index finds them.
+    held = (
+        items.filter(leased_by__isnull=False, lease_expires_at__gte=timezone.now())
+        .exclude(leased_by=reviewer)
+        .exclude(Exists(mine))
+        .aggregate(count=Count("id"), first=Min("lease_expires_at"))
+    )
+    return HeldByOthers(count=held["count"], first_lease_ends_at=held["first"])

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Case, F, Value, When
 
+from audit.services import audit_covered, audit_record
 from curation.errors import ValidationFailed, full_clean_or_fail
 from curation.models import Dataset
 from curation.services.prompt_policy import prompt_policy_update
 from curation.services.prompt_versions import prompt_version_pin
 from reviewer.models import (
     DEFAULT_KEYMAP,
+    MAX_AUDIT_SHARE,
     Decision,
     ReviewerPreferences,
     ReviewItem,
@@ -34,14 +38,100 @@ def _validate_categories(categories: Any) -> list[str]:
     return cleaned
 
 
+def _validate_audit_share(share: Any) -> float:
+    try:
+        value = float(share)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(f"The audit share is a number from 0 to {MAX_AUDIT_SHARE}.") from exc
+    if not math.isfinite(value) or not 0.0 <= value <= MAX_AUDIT_SHARE:
+        raise ValidationFailed(f"The audit share is a number from 0 to {MAX_AUDIT_SHARE}.")
+    return value
+
+
+# What an audit event of a settings change compares: the review rules and the prompt policy.
+AUDITED_SETTINGS = (
+    "required_verdicts",
+    "near_duplicate_distance",
+    "categories",
+    "audit_share",
+    "auto_retrain_every",
+    "pinned_version",
+)
+
+
+def _settings_snapshot(rules: ReviewSettings) -> dict[str, Any]:
+    return {
+        "required_verdicts": rules.required_verdicts,
+        "near_duplicate_distance": rules.near_duplicate_distance,
+        "categories": list(rules.categories),
+        "audit_share": rules.audit_share,
+        "auto_retrain_every": rules.auto_retrain_every,
+        "pinned_version": rules.pinned_version_id,
+    }
+
+
+def _validate_renames(renames: Any, *, current: list[str], new: list[str] | None) -> dict[str, str]:
+    """old name -> new name, each old one a current category and each new one in the new
+    list; renaming onto a category that stays would merge two categories' verdicts."""
+    if not isinstance(renames, dict):
+        raise ValidationFailed("Category renames map old names to new names.")
+    cleaned = {str(old).strip(): str(name).strip() for old, name in renames.items()}
+    cleaned = {old: name for old, name in cleaned.items() if old != name}
+    unknown = sorted(set(cleaned) - set(current))
+    if unknown:
+        raise ValidationFailed(f"Not a category of this dataset: {', '.join(unknown)}.")
+    targets = list(cleaned.values())
+    if len(set(targets)) != len(targets):
+        raise ValidationFailed("Two categories cannot be renamed to the same name.")
+    merged = sorted(name for name in targets if name in current and name not in cleaned)
+    if merged:
+        raise ValidationFailed(
+            f"Renaming onto an existing category would merge them: {', '.join(merged)}."
+        )
+    if new is not None:
+        missing = sorted(name for name in targets if name not in new)
+        if missing:
+            raise ValidationFailed(
+                f"Renamed categories missing from the list: {', '.join(missing)}."
+            )
+        # A renamed name still listed (and not taken by another rename) would split it.
+        kept = sorted(old for old in cleaned if old in new and old not in targets)
+        if kept:
+            raise ValidationFailed(
+                f"A renamed category cannot stay in the list too: {', '.join(kept)}."
+            )
+    return cleaned
+
+
+def _relabel_decisions(*, dataset: Dataset, renames: dict[str, str]) -> int:
+    """Give the dataset's past verdicts the renamed categories (one UPDATE: swaps work)."""
+    if not renames:
+        return 0
+    return Decision.objects.filter(item__dataset=dataset, category__in=list(renames)).update(
+        category=Case(
+            *(When(category=old, then=Value(name)) for old, name in renames.items()),
+            default=F("category"),
+        )
+    )
+
+
 def review_settings_update(
-    *, dataset: Dataset, updated_by: User | None = None, **fields: Any
+    *,
+    dataset: Dataset,
+    updated_by: User | None = None,
+    category_renames: dict[str, str] | None = None,
+    **fields: Any,
 ) -> ReviewSettings:
     """Change a dataset's review rules; changing k re-settles the items that wait for verdicts.
 
-    `pinned_version` (a PromptVersion or None) goes through prompt_version_pin.
+    `pinned_version` (a PromptVersion or None) goes through prompt_version_pin and
+    `auto_retrain_every` (None = off) through prompt_policy_update. `category_renames`
+    ({old: new}) renames categories: the dataset's past verdicts with the old name take the new
+    one, so filters and counts keep meaning the same thing (the audit event keeps the old
+    names); a category removed from the list stays on the verdicts that used it. What
+    changed is recorded as a "review_settings.update" audit event on the dataset.
     """
-    allowed = {"required_verdicts", "near_duplicate_distance", "categories"}
+    allowed = {"required_verdicts", "near_duplicate_distance", "categories", "audit_share"}
     # The prompt policy's two settings belong to curation; the review settings carry them.
     pin_given = "pinned_version" in fields
     pinned = fields.pop("pinned_version", None)
@@ -52,13 +142,22 @@ def review_settings_update(
         raise ValidationFailed(f"Unknown settings: {', '.join(sorted(unknown))}.")
     if "categories" in fields:
         fields["categories"] = _validate_categories(fields["categories"])
+    if "audit_share" in fields:
+        fields["audit_share"] = _validate_audit_share(fields["audit_share"])
     with transaction.atomic():
         rules, _ = ReviewSettings.objects.select_for_update().get_or_create(dataset=dataset)
+        before = _settings_snapshot(rules)
+        renames = _validate_renames(
+            category_renames or {}, current=list(rules.categories), new=fields.get("categories")
+        )
+        if renames and "categories" not in fields:
+            fields["categories"] = [renames.get(name, name) for name in rules.categories]
         old_k = rules.required_verdicts
         for name, value in fields.items():
             setattr(rules, name, value)
         full_clean_or_fail(rules)
         rules.save()
+        relabelled = _relabel_decisions(dataset=dataset, renames=renames)
         if rules.required_verdicts != old_k:
             with_verdicts = Decision.objects.filter(item__dataset=dataset).values("item_id")
             for item in (
@@ -76,11 +175,31 @@ def review_settings_update(
             ):
                 review_item_settle(item, required=rules.required_verdicts)
                 review_item_save(item)
-        if retrain_given:
-            prompt_policy_update(dataset=dataset, auto_retrain_every=retrain_every)
-        if pin_given and pinned != rules.pinned_version:
-            prompt_version_pin(dataset=dataset, version=pinned, created_by=updated_by)
+        # One event for the whole change: review_settings.update below holds the policy and
+        # pin changes too, so their own events are not recorded.
+        with audit_covered("prompt_policy.update", "prompt_version.pin", "prompt_version.unpin"):
+            if retrain_given:
+                prompt_policy_update(
+                    dataset=dataset, auto_retrain_every=retrain_every, actor=updated_by
+                )
+            if pin_given and pinned != rules.pinned_version:
+                prompt_version_pin(dataset=dataset, version=pinned, created_by=updated_by)
         rules.refresh_from_db()
+        after = _settings_snapshot(rules)
+        changed = [name for name in AUDITED_SETTINGS if before[name] != after[name]]
+        if changed:
+            audit_record(
+                actor=updated_by,
+                action="review_settings.update",
+                target=dataset,
+                before={name: before[name] for name in changed},
+                after={name: after[name] for name in changed},
+                details=(
+                    {"category_renames": renames, "decisions_relabelled": relabelled}
+                    if renames
+                    else None
+                ),
+            )
     return rules
 
 

@@ -1,6 +1,7 @@
 /*
  * The dataset statistics page: fetches data-stats-url (the review statistics API) and draws
  * the numbers with static/js/plots.js, each plot next to a table with the same numbers.
+ * Loads again when a run that was in progress finishes ([data-active-run] pollers).
  * Hooks for tests: #stats-app[data-state=ready|error], #histogram-plot svg rect.plot-bar,
  * #thresholds-plot path.plot-line, #thresholds-table, #agreement-table, #stats-counts [data-key].
  */
@@ -13,6 +14,10 @@
   var $ = function (id) { return document.getElementById(id); };
 
   var COUNT_CLASSES = { flagged: "stat-accent", confirmed: "stat-danger", rejected: "stat-success", disputed: "stat-accent" };
+  // What each count means (curation.glossary, the same words as on the dataset page).
+  var GLOSSARY = (function () {
+    try { return JSON.parse(app.getAttribute("data-glossary") || "{}") || {}; } catch (error) { return {}; }
+  })();
 
   function humanize(key) {
     var text = String(key).replace(/_/g, " ");
@@ -39,7 +44,12 @@
     Object.keys(counts || {}).forEach(function (key) {
       var stat = el("div", "stat " + (COUNT_CLASSES[key] || ""));
       stat.setAttribute("data-key", key);
-      stat.appendChild(el("span", "stat-label", humanize(key)));
+      var label = el("span", "stat-label", humanize(key));
+      if (GLOSSARY[key]) {
+        label.className += " has-definition";
+        label.title = GLOSSARY[key];
+      }
+      stat.appendChild(label);
       stat.appendChild(el("span", "stat-value", num(counts[key])));
       box.appendChild(stat);
     });
@@ -238,5 +248,10 @@
   }
 
   $("stats-refresh").addEventListener("click", load);
+  // A run of the dataset that was in progress when the page opened has finished (poll.js
+  // follows them): its numbers are the page's now.
+  document.addEventListener("poll:done", function (event) {
+    if (event.target instanceof Element && event.target.hasAttribute("data-active-run")) load();
+  });
   load();
 })();

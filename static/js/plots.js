@@ -6,6 +6,9 @@
  *                        title, description, tickEvery})
  *   Q16Plots.lineChart(container, {x, series: [{name, values, key, axis: "left"|"right",
  *                      dashed}], xLabel, yLabel, y2Label, yMax, title, description})
+ *   Q16Plots.histogram(container, {counts, threshold, xLabel, yLabel, title, description})
+ *                      equal bins over a 0..1 score axis, the threshold marked and the bars at
+ *                      or above it drawn as flagged
  *   Q16Plots.interval(container, {estimate, low, high, title})
  *   Q16Plots.table(container, {caption, columns: [{label, num}], rows: [[cell, ...]]})
  *
@@ -239,6 +242,55 @@
     return max || 1;
   }
 
+  function histogram(container, opts) {
+    var counts = (opts.counts || []).map(function (v) { return Number(v) || 0; });
+    var n = Math.max(counts.length, 1);
+    var svg = root(container, opts);
+    var area = plotArea();
+    var ticks = niceTicks(Math.max.apply(null, counts.concat([1])), 4, true);
+    var top = ticks[ticks.length - 1];
+    var sy = function (v) { return area.y0 - (v / top) * (area.y0 - area.y1); };
+    var sx = function (v) { return area.x0 + Math.max(0, Math.min(1, v)) * (area.x1 - area.x0); };
+    yAxis(svg, area, ticks, sy, opts.yLabel);
+    var t = Number(opts.threshold);
+    var marked = opts.threshold !== null && opts.threshold !== undefined && opts.threshold !== "" && isFinite(t);
+    var bars = svgEl("g", { "class": "plot-bars" });
+    counts.forEach(function (value, i) {
+      if (value <= 0) return;
+      var lo = i / n;
+      var hi = (i + 1) / n;
+      // A bin counts as flagged when all of it is at or above the threshold.
+      var flagged = marked && lo >= t - 1e-9;
+      var rect = svgEl("rect", {
+        x: (sx(lo) + 0.5).toFixed(2), width: Math.max(0.5, sx(hi) - sx(lo) - 1).toFixed(2),
+        y: sy(value).toFixed(2), height: Math.max(0.5, area.y0 - sy(value)).toFixed(2),
+        "class": "plot-bar plot-series-" + (flagged ? "flagged" : "scores"), "data-value": value
+      });
+      rect.appendChild(svgEl("title", {}, fmt(lo, 2) + "–" + fmt(hi, 2) + ": " + fmt(value) + " images"));
+      bars.appendChild(rect);
+    });
+    svg.appendChild(bars);
+    [0, 0.2, 0.4, 0.6, 0.8, 1].forEach(function (v) {
+      svg.appendChild(svgEl("text", { x: sx(v).toFixed(2), y: area.y0 + 16, "text-anchor": "middle", "class": "plot-tick" }, fmt(v, 1)));
+    });
+    svg.appendChild(svgEl("line", { x1: area.x0, x2: area.x1, y1: area.y0, y2: area.y0, "class": "plot-axis-line" }));
+    if (marked) {
+      var mx = sx(t);
+      svg.appendChild(svgEl("line", { x1: mx, x2: mx, y1: area.y0, y2: area.y1, "class": "plot-marker plot-threshold" }));
+      // Above the bars, in the top margin, so it never covers one.
+      var right = t > 0.8;
+      svg.appendChild(svgEl("text", {
+        x: right ? mx - 4 : mx + 4, y: area.y1 - 4, "text-anchor": right ? "end" : "start", "class": "plot-tick plot-marker-label"
+      }, "threshold " + String(t)));
+    }
+    xLabel(svg, area, opts.xLabel);
+    legend(container, [
+      { name: "Below the threshold", key: "scores" },
+      { name: "At or above the threshold (flagged)", key: "flagged" }
+    ]);
+    return svg;
+  }
+
   // A 0..1 strip with the interval [low, high] and the estimate marked.
   function interval(container, opts) {
     var width = 360;
@@ -307,5 +359,7 @@
     return tableEl;
   }
 
-  window.Q16Plots = { stackedBars: stackedBars, lineChart: lineChart, interval: interval, table: table, format: fmt };
+  window.Q16Plots = {
+    stackedBars: stackedBars, lineChart: lineChart, histogram: histogram, interval: interval, table: table, format: fmt
+  };
 })();

@@ -19,6 +19,11 @@
  *                              (e.g. dataset counts while its scoring runs progress)
  *   data-poll-reload-on-done   reload the page when its own state stops being active
  *   data-poll-done-notice="#x" unhide #x when its own state stops being active
+ *   data-poll-refresh="#a,#b"  when its own state stops being active, fetch this page again
+ *                              and swap in the fresh #a and #b (what the finished work
+ *                              changed appears; forms elsewhere keep what was typed); the
+ *                              swapped element gets a bubbling "poll:refreshed" event and
+ *                              its own pollers start
  *   data-poll-interval="1000"  milliseconds between polls
  */
 (function () {
@@ -147,8 +152,40 @@
     }
     if (this.el.hasAttribute("data-poll-reload-on-done")) {
       window.location.reload();
+      return;
     }
+    var refresh = this.el.getAttribute("data-poll-refresh");
+    if (refresh) refreshSections(refresh);
   };
+
+  // The page's own URL fetched again; each selector's element replaced by its fresh copy.
+  function refreshSections(selectors) {
+    var wanted = list(selectors);
+    if (!wanted.length) return;
+    fetch(window.location.pathname + window.location.search, {
+      headers: { Accept: "text/html" }, credentials: "same-origin"
+    })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        wanted.forEach(function (selector) {
+          var current = document.querySelector(selector);
+          var next = fresh.querySelector(selector);
+          if (!current || !next) return;
+          var node = document.importNode(next, true);
+          retire(current);
+          current.replaceWith(node);
+          adopt(node);
+          node.dispatchEvent(new CustomEvent("poll:refreshed", { bubbles: true }));
+        });
+      })
+      .catch(function () {
+        // Nothing swapped: the rows polled in place are still right, a reload shows the rest.
+      });
+  }
 
   Poller.prototype.schedule = function (delay) {
     var self = this;
@@ -161,7 +198,7 @@
 
   Poller.prototype.tick = function () {
     var self = this;
-    if (this.busy) return;
+    if (this.busy || this.retired) return;
     // One last fetch after everything we follow has finished, then stop.
     var wanted = this.wanted();
     if (!wanted && !this.pendingFinal) return;
@@ -188,12 +225,36 @@
       });
   };
 
-  function start() {
-    var pollers = Array.prototype.map.call(document.querySelectorAll("[data-poll-url]"), function (el) {
+  var pollers = [];
+
+  // The pollers of an element about to be replaced stop for good.
+  function retire(root) {
+    var gone = Array.prototype.slice.call(root.querySelectorAll("[data-poll-url]"));
+    if (root.hasAttribute("data-poll-url")) gone.push(root);
+    gone.forEach(function (el) {
+      if (!el.__poller) return;
+      el.__poller.retired = true;
+      pollers.splice(pollers.indexOf(el.__poller), 1);
+    });
+  }
+
+  // Pollers for root and the elements under it with data-poll-url (not yet polling).
+  function adopt(root) {
+    var found = Array.prototype.slice.call(root.querySelectorAll("[data-poll-url]"));
+    if (root.hasAttribute && root.hasAttribute("data-poll-url")) found.unshift(root);
+    var started = found.filter(function (el) { return !el.__poller; }).map(function (el) {
       var poller = new Poller(el);
       el.__poller = poller;
+      pollers.push(poller);
       return poller;
     });
+    started.forEach(function (poller) {
+      if (poller.wanted()) poller.schedule(poller.interval);
+    });
+    return started;
+  }
+
+  function start() {
     // Followers: when a followed poller finishes, fetch once more so counts catch up.
     document.addEventListener("poll:done", function (event) {
       pollers.forEach(function (poller) {
@@ -203,9 +264,7 @@
         }
       });
     });
-    pollers.forEach(function (poller) {
-      if (poller.wanted()) poller.schedule(poller.interval);
-    });
+    adopt(document.documentElement);
   }
 
   if (document.readyState === "loading") {

@@ -10,9 +10,13 @@
  *   queue.js         the local queue of leased items, preloading, giving leases back
  *   counters.js      Seen, Decided and Left in the toolbar
  *   single.js        the single view (blurred first) and its lookahead
+ *   stage.js         the single view's stage: the whole image fitted, zoom, pan, full view
+ *   leases.js        the lease heartbeat; who holds what is left when the queue is empty
  *   grid.js          the grid view: tiles, focus, selection, per-tile reveal
  *   loading.js       leasing work for the view that is on, moving on after verdicts
  *   decisions.js     verdicts, bulk verdicts, skips, undo
+ *   verdict_panel.js the verdict count and history lines (others' verdicts stay anonymous)
+ *   exposure.js      reveals recorded on the server; the daily cap and the break screen
  *   views.js         single/grid switch and filters, both kept in the page URL
  *   dialogs.js       modal dialogs and the break reminder
  *   help.js          the keyboard help table
@@ -28,7 +32,9 @@
  * Only the image the reviewer asks for is revealed.
  *
  * Hooks for tests: #review-stage[data-item-id], #review-image, .is-blurred, #review-status,
- * #review-empty, #review-grid .tile[data-item-id][aria-selected], #review-help-keys.
+ * #review-empty, #review-grid .tile[data-item-id][aria-selected], #review-help-keys,
+ * #review-stage[data-zoom] and .is-full (stage.js), #review-app[data-lease-renewals] and
+ * [data-heartbeat] (leases.js).
  */
 
 import { restoreSeen } from "./review/counters.js";
@@ -38,14 +44,17 @@ import { app } from "./review/dom.js";
 import { bindGrid } from "./review/grid.js";
 import { bindHelp } from "./review/help.js";
 import { bindKeyboard } from "./review/keys.js";
+import { bindLeases } from "./review/leases.js";
 import { fill } from "./review/loading.js";
 import { applyPrefs, bindPrefs, loadPrefs } from "./review/prefs_dialog.js";
 import { releaseAll } from "./review/queue.js";
 import { bindSingle } from "./review/single.js";
+import { bindStage } from "./review/stage.js";
 import { state } from "./review/state.js";
 import { bindViews, filtersFromUrl, setView } from "./review/views.js";
 
 function start() {
+  bindStage();
   bindSingle();
   bindGrid();
   bindDecisions();
@@ -54,6 +63,7 @@ function start() {
   bindDialogs();
   bindPrefs();
   bindKeyboard();
+  bindLeases();
   // Give the leases back when leaving, so the items are not stuck until the leases expire.
   window.addEventListener("pagehide", () => { releaseAll(true); });
 

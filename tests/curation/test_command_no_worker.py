@@ -13,6 +13,7 @@ import pytest
 import redis
 from django.core.management import CommandError, call_command
 
+from config.broker import queue_keys, queue_names
 from curation.management import cli
 from curation.models import Dataset, ScoringRun
 from tests.engine.imagegen import make_two_kind_images
@@ -31,7 +32,8 @@ def broker_without_worker(redis_url, monkeypatch):
 
 
 def _queued_messages(client: redis.Redis) -> int:
-    return client.llen("celery")
+    """Tasks waiting in any queue (gpu: the chunks; cpu: the rest), every priority."""
+    return sum(client.llen(key) for queue in queue_names() for key in queue_keys(queue))
 
 
 def _call(*args: str) -> str:

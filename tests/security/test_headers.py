@@ -39,6 +39,10 @@ def _client(user) -> Client:
         ("admin", "dataset-detail", ("dataset",)),
         ("admin", "dataset-stats", ("dataset",)),
         ("admin", "prompt-versions", ()),
+        ("admin", "dataset-review-settings", ("dataset",)),
+        ("admin", "user-list", ()),
+        ("admin", "user-detail", ("assigned",)),
+        ("admin", "review-exposure", ()),
         (None, "login", ()),
     ],
 )

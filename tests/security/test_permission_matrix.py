@@ -92,6 +92,22 @@ MATRIX: tuple[Case, ...] = (
     html("prompt-zero-shot", "post", ADMIN_ONLY_FORM),
     html("prompt-import", "post", ADMIN_ONLY_FORM),
     html("prompt-activate", "post", (LOGIN, 403, 403, 302), args=("version",)),
+    # Not a worse version: the confirmation step sends the admin back to the list.
+    html("prompt-activate-confirm", "get", (LOGIN, 403, 403, 302), args=("version",)),
+    html("audit-log", "get", ADMIN_ONLY_HTML),
+    html("audit-log", "get", (LOGIN, 403, 403, 400), query="before=abc"),
+    html("audit-log-export", "get", ADMIN_ONLY_HTML),
+    # Review settings page and Users pages (admins). An empty password form generates one.
+    html("dataset-review-settings", "get", ADMIN_ONLY_HTML, args=("dataset",)),
+    html("dataset-review-settings", "post", ADMIN_ONLY_FORM, args=("dataset",)),
+    html("user-list", "get", ADMIN_ONLY_HTML),
+    html("user-list", "post", ADMIN_ONLY_FORM),
+    html("user-detail", "get", ADMIN_ONLY_HTML, args=("assigned",)),
+    html("user-password", "post", (LOGIN, 403, 403, 200), args=("assigned",)),
+    html("user-role", "post", ADMIN_ONLY_FORM, args=("assigned",)),
+    html("user-deactivate", "post", ADMIN_ONLY_HTML_ACTION, args=("other",)),
+    html("user-reactivate", "post", ADMIN_ONLY_HTML_ACTION, args=("other",)),
+    html("user-datasets", "post", ADMIN_ONLY_HTML_ACTION, args=("other",)),
     # --- Curation API (admins) -----------------------------------------------------------
     api("api-config", "get", ANY_USER_API),
     api("api-schema", "get", ANY_USER_API),
@@ -158,6 +174,15 @@ MATRIX: tuple[Case, ...] = (
     ),  # fmt: skip
     api("api-review-release", "post", (401, 404, 204, 204), args=("item",)),
     api("api-review-leases-release", "post", ANY_USER_API),
+    # The heartbeat renews the caller's own leases only (none: an empty answer).
+    api("api-review-leases-renew", "post", ANY_USER_API, data={"all": True}),
+    # Reviewer protection: reveal records (their own reviewer only) and the Exposure page.
+    api("api-review-reveals", "post", (401, 404, 201, 201), data={"item_id": "{item}"}),
+    # No reveal has the item's id: not found for everyone (ownership: tests/api).
+    api("api-review-reveal-end", "post", (401, 404, 404, 404), args=("item",)),
+    api("api-review-exposure", "get", ANY_USER_API),
+    html("review-exposure", "get", ADMIN_ONLY_HTML),
+    html("review-exposure-settings", "post", (LOGIN, 403, 403, 302), args=("assigned",)),
 )
 
 # The Django admin site (every URL under django-admin/) requires a staff login; a sample of

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from audit.services import audited_command
 from curation.errors import DomainError
 from curation.management.cli import follow_row
 from curation.models import Dataset
@@ -28,6 +30,7 @@ class Command(BaseCommand):
             "--queue", action="store_true", help="Hand the import to a Celery worker and follow it."
         )
 
+    @audited_command
     def handle(
         self, *args, name: str, folder: str | None, archive: str | None, queue: bool, **options
     ):
@@ -58,6 +61,7 @@ class Command(BaseCommand):
                 read=read,
                 finished=lambda s: s not in (Dataset.State.PENDING, Dataset.State.IMPORTING),
                 description="importing",
+                queue=settings.Q16_CPU_QUEUE,
             )
         else:
             with tqdm(desc="importing", unit="file") as bar:

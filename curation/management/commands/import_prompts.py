@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.services import audited_command
 from curation.errors import DomainError
 from curation.services.clip_config import configured_model_key
 from curation.services.prompt_versions import prompt_version_activate, prompt_version_import
@@ -26,6 +27,7 @@ class Command(BaseCommand):
             help="Activate the new version (rescoring is queued for datasets scored before).",
         )
 
+    @audited_command
     def handle(self, *args, file: str, name: str, model_key: str, activate: bool, **options):
         path = Path(file)
         if not path.is_file():

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.services import audited_command
 from curation.api.ids import parse_id
 from curation.errors import DomainError
 from curation.management.cli import resolve_dataset
@@ -36,6 +37,7 @@ class Command(BaseCommand):
             "Q16_STALL_SECONDS). Work still queued or on a worker is never re-queued.",
         )
 
+    @audited_command
     def handle(self, *args, **options):
         if options["action"] == "recover":
             self._recover(options["stall_seconds"])

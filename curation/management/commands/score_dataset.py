@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from audit.services import audited_command
 from curation.errors import DomainError
 from curation.management.cli import follow_row, resolve_dataset, resolve_prompt_version
 from curation.models import PromptVersion, ScoringRun
@@ -36,6 +37,7 @@ class Command(BaseCommand):
             help="Hand the chunks to Celery workers and follow them.",
         )
 
+    @audited_command
     def handle(self, *args, **options):
         dataset = resolve_dataset(options["dataset"])
         version = self._prompt_version(options["prompt_version"])
@@ -63,6 +65,7 @@ class Command(BaseCommand):
                 read=read,
                 finished=lambda s: s not in (ScoringRun.State.PENDING, ScoringRun.State.RUNNING),
                 description="scoring",
+                queue=settings.Q16_GPU_QUEUE,
             )
         else:
             with tqdm(total=run.total, desc="scoring", unit="img") as bar:

@@ -4,6 +4,7 @@ import shutil
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.services import audited_command
 from curation.errors import DomainError
 from curation.management.cli import resolve_dataset
 from curation.models import Export
@@ -27,6 +28,7 @@ class Command(BaseCommand):
             "--output", "-o", help="Copy the export here (default: print its path)."
         )
 
+    @audited_command
     def handle(self, *args, **options):
         dataset = resolve_dataset(options["dataset"])
         try:

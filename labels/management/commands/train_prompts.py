@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from audit.services import audited_command
 from curation.errors import DomainError
 from curation.management.cli import resolve_dataset, resolve_prompt_version
 from curation.selectors import active_prompt_version
@@ -46,6 +47,7 @@ class Command(BaseCommand):
             help="Activate the new version and rescore from cached embeddings, here and now.",
         )
 
+    @audited_command
     def handle(self, *args, **options):
         dataset = resolve_dataset(options["dataset"])
         if options["parent"]:

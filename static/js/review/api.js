@@ -9,8 +9,10 @@
  *   data-undo-url         POST {mode}                {"item": item, "retracted_decision_id"} or 409
  *   data-release-url      POST                       gives a lease back
  *   data-release-many-url POST {item_ids}            gives these leases back: {"released": n}
+ *   data-renew-url        POST {item_ids}            renews these leases: {"renewed", "refused"}
  *   data-preferences-url  GET / PUT                  blur, greyscale, break reminder, keymap, view
- *   data-stats-url        GET  ?<filters>            counts; queue_remaining follows the filters
+ *   data-stats-url        GET  ?<filters>            counts; queue_remaining follows the filters,
+ *                                                    held_by_others(_until): leased elsewhere
  */
 
 import { app } from "./dom.js";
@@ -27,6 +29,7 @@ export const urls = {
   undo: attr("data-undo-url"),
   release: attr("data-release-url"),
   releaseMany: attr("data-release-many-url"),
+  renew: attr("data-renew-url"),
   preferences: attr("data-preferences-url")
 };
 
@@ -119,4 +122,14 @@ export function releaseLeases(ids, keepalive) {
     } catch (error) { /* best effort */ }
   }
   return Promise.all(requests);
+}
+
+/**
+ * Renew the leases on these items (the heartbeat): resolves with the API's answer,
+ * {"renewed": [ids], "refused": [{"id", "reason"}], ...}. Only the ids this page shows are
+ * sent, never "all mine": another tab of the same reviewer may hold leases of a crashed one.
+ */
+export function renewLeases(ids) {
+  return request("POST", urls.renew, { item_ids: ids.slice(0, 200) })
+    .then((response) => (response.ok ? response.json() : failure(response)));
 }

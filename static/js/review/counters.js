@@ -6,7 +6,7 @@
 
 import { query, request, urls } from "./api.js";
 import { openBreak } from "./dialogs.js";
-import { els } from "./dom.js";
+import { app, els } from "./dom.js";
 import { state } from "./state.js";
 
 // Images seen in this browser session (kept across reloads in sessionStorage).
@@ -57,6 +57,8 @@ export function refreshStats(now) {
     .then((counts) => {
       const left = counts && (typeof counts.queue_remaining === "number" ? counts.queue_remaining : counts.pending);
       els.remaining.textContent = typeof left === "number" ? left.toLocaleString() : "–";
+      // leases.js says who holds what is left when the queue is empty.
+      if (counts) app.dispatchEvent(new CustomEvent("review:stats", { detail: counts }));
     })
     .catch(() => { /* counters are a nicety */ });
 }

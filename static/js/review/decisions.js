@@ -1,7 +1,10 @@
 /*
  * Verdicts: one item (single view, optionally given to its near-duplicates too), the grid's
- * selection in one bulk request, skips, and undoing the reviewer's last verdict. Decided items
- * leave the local queue (and state.gone keeps a racing lease answer from bringing them back).
+ * selection in one bulk request (verdicts and skips alike), and undoing the reviewer's last
+ * action (one verdict, or a whole bulk verdict). Decided items leave the local queue (and
+ * state.gone keeps a racing lease answer from bringing them back). On a decided item (the
+ * "Decided (second look)" queue) a reviewer's verdict is a second look, an admin's an
+ * adjudication.
  */
 
 import { failure, itemUrl, readJson, request, urls } from "./api.js";
@@ -11,6 +14,15 @@ import { advance, fill, render } from "./loading.js";
 import { addItems, removeItems } from "./queue.js";
 import { setButtons } from "./single.js";
 import { currentItem, state } from "./state.js";
+import { isStaff } from "./verdict_panel.js";
+
+// What a verdict on an item in this state is, said after it is recorded.
+function kindOfVerdict(item, verdict) {
+  if (isStaff && (item.state === "decided" || item.state === "disputed")) {
+    return verdict === "skip" ? "" : " Recorded as an adjudication: it settles the item.";
+  }
+  return item.state === "decided" ? " Your second look is recorded." : "";
+}
 
 function checkedNearDuplicates(all) {
   const boxes = els.near.querySelectorAll("input.dup-apply");
@@ -45,7 +57,8 @@ function decide(verdict, category, applyAll) {
       if (response.status === 201 || response.status === 200) {
         return readJson(response).then((result) => {
           if (verdict !== "skip") countVerdicts(1);
-          let message = VERDICT_DONE[verdict] + (category ? " as " + category : "") + ".";
+          let message = VERDICT_DONE[verdict] + (category ? " as " + category : "") + "." +
+            kindOfVerdict(item, verdict);
           const propagated = (result && result.propagated_image_ids) || [];
           // Copies that landed on items leased here need no verdict any more.
           state.queue.forEach((other) => {
@@ -120,17 +133,17 @@ function bulkDecide(verdict, category) {
     });
 }
 
-// Skips have no bulk endpoint: one request per item, a 409 counts as gone too.
+// Skips go in one bulk request too (one action: one undo brings them all back); a refused
+// skip (decided or leased elsewhere meanwhile) counts as gone.
 function gridSkip(ids) {
   state.busy = true;
   setStatus("Skipping…");
-  Promise.all(ids.map((id) =>
-    request("POST", itemUrl(urls.decision, id), { verdict: "skip" }).then((response) =>
-      (response.status < 300 || response.status === 409 ? id : null))
-  ))
-    .then((done) => {
-      const skipped = done.filter((id) => id !== null);
-      forget(skipped);
+  request("POST", urls.bulk, { item_ids: ids, verdict: "skip" })
+    .then((response) => (response.ok ? response.json() : failure(response)))
+    .then((result) => {
+      const skipped = (result && result.decided) || [];
+      const conflicts = (result && result.conflicts) || [];
+      forget(skipped.concat(conflicts.map((conflict) => conflict.id)));
       return advance("Skipped " + skipped.length + " " + plural(skipped.length, "image") + ".");
     })
     .catch((error) => {
@@ -148,7 +161,10 @@ export function verdictAction(verdict, category, applyNear) {
   else decide(verdict, category, applyNear);
 }
 
-/** Retract the reviewer's last verdict; its item comes back first in the queue, blurred. */
+/**
+ * Retract the reviewer's last action: one verdict, or every verdict of a bulk one. Its items
+ * come back first in the queue, blurred, in the order they were decided.
+ */
 export function undo() {
   if (state.busy) return;
   state.busy = true;
@@ -156,21 +172,25 @@ export function undo() {
   request("POST", urls.undo, { mode: state.filters.mode || "score" })
     .then((response) => (response.ok ? response.json() : failure(response)))
     .then((result) => {
-      const item = result && result.item;
-      if (item) {
-        delete state.gone[item.id];
-        removeItems([item.id]);
-        addItems([item], true);
-        state.pos = 0;
-        state.focus = 0;
-      }
-      uncountVerdict();
+      // `items` (every item of the action); an older server sends `item` only.
+      const items = (result && result.items) || (result && result.item ? [result.item] : []);
+      const retracted = (result && result.retracted_decisions) || [{ verdict: "" }];
+      const ids = items.map((item) => item.id);
+      ids.forEach((id) => { delete state.gone[id]; });
+      removeItems(ids);
+      addItems(items, true);
+      state.pos = 0;
+      state.focus = 0;
+      retracted.forEach((decision) => { if (decision.verdict !== "skip") uncountVerdict(); });
       render();
       state.busy = false;
       if (currentItem()) setButtons(true);
-      setStatus("Undone: your verdict" + (item ? " on " + item.relative_path : "") +
-        " was retracted; the image is back, blurred.");
-      shiftRemaining(1);
+      const what = retracted.every((decision) => decision.verdict === "skip") ? "skips" : "verdicts";
+      setStatus(items.length > 1
+        ? "Undone: your " + items.length + " " + what + " were retracted; the images are back, blurred."
+        : "Undone: your verdict" + (items.length ? " on " + items[0].relative_path : "") +
+          " was retracted; the image is back, blurred.");
+      shiftRemaining(Math.max(1, items.length));
       refreshStats(true);
     })
     .catch((error) => {

@@ -5,6 +5,7 @@
 
 import { markSeen } from "./counters.js";
 import { el, els, formatScore, thumbUrl } from "./dom.js";
+import { revealTile } from "./exposure.js";
 import { state } from "./state.js";
 
 function tileFor(item) {
@@ -116,9 +117,17 @@ export function clearSelection() {
 }
 
 /** Reveal or blur again the tile at `index` (only that one). */
-export function toggleTileReveal(index) {
+export function toggleTileReveal(index, recorded) {
   const item = state.queue[index];
   if (!item) return;
+  if (recorded !== true && !state.revealed[item.id]) {
+    // Unblurred only once the server recorded the reveal (exposure.js); refused: stays blurred.
+    revealTile(item).then((allowed) => {
+      const now = state.queue.indexOf(item);
+      if (allowed && now !== -1 && !state.revealed[item.id]) toggleTileReveal(now, true);
+    });
+    return;
+  }
   if (state.revealed[item.id]) delete state.revealed[item.id];
   else state.revealed[item.id] = true;
   const old = els.grid.children[index];

@@ -1,17 +1,38 @@
 /*
  * The keyboard help dialog: a table of the reviewer's own keys (#review-help-keys), with the
- * category actions named after the current item's taxonomy.
+ * category actions named after the current item's taxonomy (else the page's: the dataset's,
+ * or the default one), listed only for the categories it has.
  */
 
 import { closeDialog, openDialog } from "./dialogs.js";
-import { el, els } from "./dom.js";
+import { app, el, els } from "./dom.js";
 import { ACTIONS, NEAR_TEXT, categoryAction, displayKey } from "./keymap.js";
 import { categoryNames, currentItem, state } from "./state.js";
+
+function pageCategories() {
+  try {
+    const names = JSON.parse((app && app.getAttribute("data-categories")) || "[]");
+    return Array.isArray(names) ? names.map(String) : [];
+  } catch (error) {
+    return [];
+  }
+}
+
+/** The categories the keys 1..9 confirm with, in order: the shown item's, else the page's. */
+export function keyCategoryNames() {
+  const names = categoryNames(currentItem());
+  return names.length ? names : pageCategories();
+}
+
+/** What a category_<n>[_near] action does, with the category's name. */
+export function categoryLabel(category, name) {
+  return "Confirm with category " + category.number + ", “" + name + "”" + (category.near ? NEAR_TEXT : "");
+}
 
 /** Rebuild the help table from the current keymap (after loading or saving preferences). */
 export function renderHelp() {
   const keymap = state.prefs.keymap;
-  const names = categoryNames(currentItem());
+  const names = keyCategoryNames();
   els.helpKeys.textContent = "";
   function row(keys, text, action) {
     const tr = el("tr");
@@ -30,8 +51,8 @@ export function renderHelp() {
     const category = categoryAction(action);
     if (category) {
       const name = names[category.number - 1];
-      if (!name && names.length) return; // the taxonomy has fewer categories
-      text = "Confirm with category " + (name ? "“" + name + "”" : category.number) + (category.near ? NEAR_TEXT : "");
+      if (!name) return; // the taxonomy has fewer categories
+      text = categoryLabel(category, name);
     }
     row([displayKey(keymap[action])], text, action);
   });

@@ -42,7 +42,15 @@ export const ACTIONS = [
   ["grid_open", "Grid: open the focused tile in the single view"],
   ["grid_clear", "Grid: clear the selection"],
   ["toggle_view", "Switch between single and grid view"],
-  ["help", "Show or hide this help"]
+  ["help", "Show or hide this help"],
+  ["zoom_in", "Zoom in on the image (single view; it stays blurred until revealed)"],
+  ["zoom_out", "Zoom out, down to the whole image"],
+  ["zoom_fit", "The whole image again (undo zoom and pan)"],
+  ["full_view", "Full-window view of the image, or back (Esc leaves it too)"],
+  ["pan_left", "Pan a zoomed image left"],
+  ["pan_right", "Pan a zoomed image right"],
+  ["pan_up", "Pan a zoomed image up"],
+  ["pan_down", "Pan a zoomed image down"]
 ];
 for (let n = 1; n <= 9; n++) ACTIONS.push(["category_" + n, "Confirm with category " + n]);
 for (let n = 1; n <= 9; n++) ACTIONS.push(["category_" + n + "_near", "Confirm with category " + n + NEAR_TEXT]);
@@ -52,11 +60,34 @@ export const GRID_ONLY = {
   grid_down: true, grid_up: true, grid_select: true, grid_select_alt: true, grid_open: true,
   grid_clear: true
 };
+// Actions of the single view's image only: in the grid their key means what it meant before
+// they existed (Shift + an arrow moves like the arrow).
+export const SINGLE_ONLY = {
+  zoom_in: true, zoom_out: true, zoom_fit: true, full_view: true,
+  pan_left: true, pan_right: true, pan_up: true, pan_down: true
+};
 // Actions a held key may repeat.
-export const REPEAT_SAFE = { next: true, prev: true, next_alt: true, prev_alt: true, grid_down: true, grid_up: true };
+export const REPEAT_SAFE = {
+  next: true, prev: true, next_alt: true, prev_alt: true, grid_down: true, grid_up: true,
+  zoom_in: true, zoom_out: true, pan_left: true, pan_right: true, pan_up: true, pan_down: true
+};
 
 // Actions that must keep a key, or the screen cannot be used.
 export const REQUIRED_ACTIONS = ["confirm", "reject", "skip", "reveal", "help"];
+
+/** A key as the preferences' key boxes show it: Space spelt out (" " looks like an empty box). */
+export function boxKey(key) {
+  if (!key) return "";
+  return key === " " || key === "Shift+ " ? key.replace(" ", "Space") : key;
+}
+
+/** The key a preferences key box holds (boxKey's inverse); "" for an empty box. */
+export function keyOfBox(text) {
+  if (text === " " || text === "Space") return " ";
+  if (text === "Shift+Space") return "Shift+ ";
+  const trimmed = String(text || "").trim();
+  return trimmed.length === 1 ? normKey(trimmed) : trimmed;
+}
 
 /** A key as the page shows it ("Shift+C", "→", "Space"); "—" for an unbound action. */
 export function displayKey(key) {
@@ -97,11 +128,12 @@ export function keyOfEvent(event) {
 /**
  * The action bound to this key press in `keymap`, or null. A "Shift+<key>" binding wins while
  * Shift is held (Shift + digit keys arrive as "!", "@", ...: the code names the digit); a plain
- * binding matches the key as typed, then in either case (Caps Lock).
+ * binding matches the key as typed, then in either case (Caps Lock). `usable(action)`, when
+ * given, leaves out actions the screen cannot run now, so the key falls through to the next.
  */
-export function actionFor(event, keymap) {
+export function actionFor(event, keymap, usable) {
   const key = normKey(event.key);
-  const actions = Object.keys(keymap);
+  const actions = Object.keys(keymap).filter((action) => !usable || usable(action));
   if (event.shiftKey) {
     const digit = /^Digit([0-9])$/.exec(event.code || "");
     for (const action of actions) {

@@ -2,6 +2,8 @@
  * The keyboard: one document-wide listener maps a key press to an action of the reviewer's
  * keymap (keymap.js) and runs it in the view that is on. Keys do nothing behind an open
  * dialog (Esc closes it, Tab stays inside), in form fields, or on a focused button's Space/Enter.
+ * Esc also leaves the full-window view. The pan keys act only on a zoomed image: otherwise
+ * Shift + an arrow means what the arrow means.
  */
 
 import { undo, verdictAction } from "./decisions.js";
@@ -9,8 +11,9 @@ import { closeDialog, trapTab } from "./dialogs.js";
 import { setStatus } from "./dom.js";
 import { clearSelection, gridColumns, moveFocus, toggleSelect, toggleTileReveal } from "./grid.js";
 import { openHelp } from "./help.js";
-import { GRID_ONLY, REPEAT_SAFE, actionFor, categoryAction } from "./keymap.js";
+import { GRID_ONLY, REPEAT_SAFE, SINGLE_ONLY, actionFor, categoryAction } from "./keymap.js";
 import { stepSingle, toggleReveal } from "./single.js";
+import { isFull, isZoomed, panBy, resetZoom, setFull, zoomBy } from "./stage.js";
 import { categoryNames, currentItem, state } from "./state.js";
 import { openInSingle, setView } from "./views.js";
 
@@ -41,8 +44,27 @@ function runAction(action) {
     case "grid_clear": clearSelection(); break;
     case "toggle_view": setView(grid ? "single" : "grid"); break;
     case "help": openHelp(); break;
+    case "zoom_in": zoomBy(1); break;
+    case "zoom_out": zoomBy(-1); break;
+    case "zoom_fit": resetZoom(); break;
+    case "full_view": setFull(); break;
+    case "pan_left": panBy(-1, 0); break;
+    case "pan_right": panBy(1, 0); break;
+    case "pan_up": panBy(0, -1); break;
+    case "pan_down": panBy(0, 1); break;
     default: break;
   }
+}
+
+const PAN_ACTIONS = { pan_left: true, pan_right: true, pan_up: true, pan_down: true };
+
+/** Whether the screen can run `action` now (else its key falls through to another binding). */
+function usable(action) {
+  const grid = state.view === "grid";
+  if (GRID_ONLY[action]) return grid;
+  if (SINGLE_ONLY[action] && grid) return false;
+  if (PAN_ACTIONS[action]) return isZoomed();
+  return true;
 }
 
 function onKeydown(event) {
@@ -57,8 +79,9 @@ function onKeydown(event) {
   if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
   // Space and Enter on a focused button press the button.
   if (target && target.tagName === "BUTTON" && (event.key === " " || event.key === "Enter")) return;
-  const action = actionFor(event, state.prefs.keymap);
-  if (!action || (GRID_ONLY[action] && state.view !== "grid")) return;
+  if (event.key === "Escape" && isFull()) { event.preventDefault(); setFull(false); return; }
+  const action = actionFor(event, state.prefs.keymap, usable);
+  if (!action) return;
   event.preventDefault();
   if (event.repeat && !REPEAT_SAFE[action]) return; // holding a key must not sweep the queue
   runAction(action);

@@ -2,13 +2,20 @@
  * The reviewer's preferences on screen: loading them from the API, applying them (blur and
  * greyscale as CSS custom properties on #review-app, the keys shown everywhere), and the
  * Preferences dialog (blur previewed live, greyscale, break reminder, start view, keys).
+ *
+ * The key boxes spell Space out ("Space", not an empty-looking " "), and list the category
+ * keys only for the categories of the taxonomy on screen (keys 1..9: its categories in
+ * order); the keys of the others are kept as they are when saving.
  */
 
 import { failure, request, urls } from "./api.js";
 import { closeDialog, openDialog } from "./dialogs.js";
 import { app, el, els, setStatus } from "./dom.js";
-import { renderHelp } from "./help.js";
-import { ACTIONS, DEFAULT_KEYMAP, REQUIRED_ACTIONS, ariaKey, displayKey, keyOfEvent, normKey } from "./keymap.js";
+import { categoryLabel, keyCategoryNames, renderHelp } from "./help.js";
+import {
+  ACTIONS, DEFAULT_KEYMAP, REQUIRED_ACTIONS, ariaKey, boxKey, categoryAction, displayKey, keyOfBox,
+  keyOfEvent, normKey
+} from "./keymap.js";
 import { copyPrefs } from "./prefs.js";
 import { renderCategories } from "./single.js";
 import { currentItem, state } from "./state.js";
@@ -45,9 +52,24 @@ function keyInputs() {
   return Array.prototype.slice.call(els.prefKeys.querySelectorAll("input[data-action]"));
 }
 
+// Category actions the taxonomy on screen has no category for: not listed, their keys kept.
+let unlistedKeys = {};
+
 function buildKeyInputs(keymap) {
   els.prefKeys.textContent = "";
-  ACTIONS.forEach(([action, label]) => {
+  unlistedKeys = {};
+  const names = keyCategoryNames();
+  ACTIONS.forEach(([action, actionLabel]) => {
+    let label = actionLabel;
+    const category = categoryAction(action);
+    if (category) {
+      const name = names[category.number - 1];
+      if (!name) {
+        if (keymap[action]) unlistedKeys[action] = keymap[action];
+        return;
+      }
+      label = categoryLabel(category, name);
+    }
     const row = el("div", "pref-key");
     const input = el("input", "key-input mono");
     input.type = "text";
@@ -55,7 +77,7 @@ function buildKeyInputs(keymap) {
     input.setAttribute("data-action", action);
     input.setAttribute("autocomplete", "off");
     input.setAttribute("spellcheck", "false");
-    input.value = keymap[action] || "";
+    input.value = boxKey(keymap[action] || "");
     const text = el("label", null, label);
     text.setAttribute("for", input.id);
     row.appendChild(input);
@@ -86,7 +108,7 @@ function recordKey(event) {
   event.preventDefault();
   event.stopPropagation();
   if (event.key === "Backspace" || event.key === "Delete") { input.value = ""; return; }
-  input.value = keyOfEvent(event);
+  input.value = boxKey(keyOfEvent(event));
 }
 
 // The keymap of the key boxes, or the first reason it cannot be saved (a clash, a missing key).
@@ -95,10 +117,19 @@ function readKeymap() {
   const used = {};
   let clash = null;
   keyInputs().forEach((input) => {
-    const key = normKey(input.value.trim() === "" && input.value !== " " ? "" : (input.value.length === 1 ? input.value : input.value.trim()));
+    const key = keyOfBox(input.value);
     const action = input.getAttribute("data-action");
     if (!key) return;
     if (used[key] && !clash) clash = "“" + displayKey(key) + "” is bound to both " + used[key] + " and " + action + ".";
+    used[key] = action;
+    keymap[action] = key;
+  });
+  Object.keys(unlistedKeys).forEach((action) => {
+    const key = unlistedKeys[action];
+    if (used[key] && !clash) {
+      clash = "“" + displayKey(key) + "” is the key of " + action + " (a category this taxonomy does not " +
+        "have, kept for datasets that do); choose another key for " + used[key] + ".";
+    }
     used[key] = action;
     keymap[action] = key;
   });

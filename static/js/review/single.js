@@ -6,12 +6,15 @@
 
 import { fetchBatch } from "./api.js";
 import { markSeen } from "./counters.js";
+import { bindExposure, revealStage, revealThumb } from "./exposure.js";
 import {
   VERDICT_SHORT, el, els, folderOf, formatScore, setStatus, thumbUrl
 } from "./dom.js";
 import { ariaKey, displayKey } from "./keymap.js";
 import { addItems, preload } from "./queue.js";
+import { fitImage, resetZoom, setFull, sizeStage } from "./stage.js";
 import { LOOKAHEAD, PRELOAD_AHEAD, categoryNames, state } from "./state.js";
+import { HIDDEN_NOTE, historyCountText, historyNote, isStaff, verdictsText } from "./verdict_panel.js";
 
 /** Blur or reveal the image on the stage (and say which in its alt text). */
 function setBlurred(blurred) {
@@ -26,8 +29,16 @@ function setBlurred(blurred) {
 }
 
 /** The Reveal / Blur button and key of the single view. */
-export function toggleReveal() {
-  if (!state.queue[state.pos]) return;
+export function toggleReveal(recorded) {
+  const item = state.queue[state.pos];
+  if (!item) return;
+  if (recorded !== true && els.stage.classList.contains("is-blurred")) {
+    // Unblurred only once the server recorded the reveal (exposure.js); refused: stays blurred.
+    revealStage(item).then((allowed) => {
+      if (allowed && state.queue[state.pos] === item && els.stage.classList.contains("is-blurred")) toggleReveal(true);
+    });
+    return;
+  }
   setBlurred(!els.stage.classList.contains("is-blurred"));
 }
 
@@ -64,6 +75,7 @@ export function renderCategories(item) {
 function thumbFigure(entry, extra) {
   const li = el("li", "thumb");
   const button = el("button", "thumb-button is-blurred");
+  button.setAttribute("data-image-id", String(entry.image_id)); // exposure.js records its reveal
   button.type = "button";
   button.setAttribute("aria-pressed", "false");
   button.setAttribute("aria-label", "Reveal " + entry.relative_path);
@@ -101,6 +113,7 @@ function renderRelated(item) {
   els.nearWrap.hidden = near.length === 0;
   els.related.hidden = identical.length === 0 && near.length === 0;
   els.single.classList.toggle("review-single-related", !els.related.hidden);
+  sizeStage(); // the thumbnails get room below the stage
 }
 
 function renderHistory(item) {
@@ -112,10 +125,12 @@ function renderHistory(item) {
     if (entry.category) what += " · " + entry.category;
     li.appendChild(el("span", "history-verdict", what));
     li.appendChild(el("span", "muted small", " " + (entry.reviewer || "") + " · " +
-      String(entry.created_at || "").slice(0, 19).replace("T", " ") + (entry.retracted ? " · retracted" : "")));
+      String(entry.created_at || "").slice(0, 19).replace("T", " ") + (entry.retracted ? " · retracted" : "") +
+      historyNote(entry)));
     els.history.appendChild(li);
   });
-  els.historyCount.textContent = "(" + history.length + ")";
+  els.historyCount.textContent = historyCountText(history.length);
+  if (!isStaff) els.historyCount.title = HIDDEN_NOTE;
 }
 
 function showPosition() {
@@ -135,6 +150,7 @@ function showItem(item) {
   }
   els.stage.setAttribute("data-item-id", String(item.id));
   els.image.src = item.image_url;
+  resetZoom(); // the whole image, sized from the item's width and height until it loads
   if (els.image.complete && els.image.naturalWidth > 0) imageLoaded();
 
   els.score.textContent = formatScore(item.score);
@@ -144,10 +160,8 @@ function showItem(item) {
   els.folder.textContent = folderOf(item);
   const size = item.width && item.height ? item.width + " × " + item.height : "";
   els.size.textContent = [size, item.format].filter(Boolean).join(" · ") || "–";
-  const required = Number(item.required_verdicts) || 1;
-  els.verdicts.textContent = required > 1
-    ? (Number(item.verdict_count) || 0) + " of " + required + " needed"
-    : (item.verdict_count ? item.verdict_count + " so far" : "none yet");
+  els.verdicts.textContent = verdictsText(item);
+  if (!isStaff) els.verdicts.title = HIDDEN_NOTE;
   els.auditBadge.hidden = !item.is_audit;
   showPosition();
   renderRelated(item);
@@ -160,12 +174,14 @@ function showItem(item) {
 }
 
 function showEmpty() {
+  setFull(false);
   els.stage.setAttribute("data-item-id", "");
   els.stage.hidden = true;
   els.image.removeAttribute("src");
   els.empty.hidden = false;
   els.related.hidden = true;
   els.single.classList.remove("review-single-related");
+  sizeStage();
   [els.score, els.dataset, els.path, els.folder, els.size, els.verdicts].forEach((node) => {
     node.textContent = "–";
   });
@@ -178,6 +194,7 @@ function showEmpty() {
 }
 
 function imageLoaded() {
+  fitImage(); // its own pixel size now
   els.stage.classList.remove("is-loading");
   els.stage.setAttribute("aria-busy", "false");
 }
@@ -228,9 +245,15 @@ export function bindSingle() {
     list.addEventListener("click", (event) => {
       const button = event.target.closest(".thumb-button");
       if (!button) return;
-      const blurred = !button.classList.contains("is-blurred");
-      button.classList.toggle("is-blurred", blurred);
-      button.setAttribute("aria-pressed", blurred ? "false" : "true");
+      const flip = () => {
+        const blurred = !button.classList.contains("is-blurred");
+        button.classList.toggle("is-blurred", blurred);
+        button.setAttribute("aria-pressed", blurred ? "false" : "true");
+      };
+      // Unblurred only once the server recorded the reveal (exposure.js).
+      if (!button.classList.contains("is-blurred")) flip();
+      else revealThumb(button.getAttribute("data-image-id")).then((allowed) => { if (allowed && button.classList.contains("is-blurred")) flip(); });
     });
   });
+  bindExposure(); // reveal records: ends them when an image is no longer shown, and on pagehide
 }

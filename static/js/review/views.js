@@ -8,6 +8,7 @@ import { tileIndex } from "./grid.js";
 import { fill, render } from "./loading.js";
 import { dropBatch, releaseAll } from "./queue.js";
 import { renderCategories, setButtons } from "./single.js";
+import { setFull, sizeStage } from "./stage.js";
 import { BATCH_SIZE, FILTER_KEYS, currentItem, state } from "./state.js";
 
 /** Put the filters and a view other than the reviewer's default into the page URL. */
@@ -58,9 +59,11 @@ export function setView(view, noFill) {
   els.viewButtons.forEach((button) => {
     button.setAttribute("aria-pressed", button.getAttribute("data-view") === view ? "true" : "false");
   });
+  if (view === "grid") setFull(false);
   els.single.hidden = view === "grid";
   els.gridView.hidden = view !== "grid";
   app.setAttribute("data-view", view);
+  if (view === "single") sizeStage();
   if (view === "grid") {
     state.focus = Math.min(state.pos, Math.max(0, state.queue.length - 1));
     els.grid.focus({ preventScroll: true });
