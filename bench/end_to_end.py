@@ -55,13 +55,14 @@ def bench_end_to_end(
 def stored_vectors(model_key: str) -> dict[str, np.ndarray]:
     """The cached embeddings of ``model_key``, by image sha256, as float32."""
     from curation.models import Embedding
+    from curation.services.embeddings import cached_vectors
 
-    return {
-        sha: np.frombuffer(bytes(blob), dtype=np.float16).astype(np.float32)
-        for sha, blob in Embedding.objects.filter(model_key=model_key).values_list(
-            "sha256", "vector"
-        )
-    }
+    hashes = list(Embedding.objects.filter(model_key=model_key).values_list("sha256", flat=True))
+    if not hashes:
+        return {}
+    dim = Embedding.objects.filter(model_key=model_key).values_list("shard__dim", flat=True)[0]
+    # Embeddings now live in shard files: read through the cache's reader (by shard).
+    return cached_vectors(model_key=model_key, dim=dim, hashes=hashes)
 
 
 def fidelity(

@@ -22,11 +22,13 @@ def bench_rescore_service(n: int, dim: int, *, threshold: float) -> dict[str, An
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from curation.models import Dataset, Embedding, Image, PromptVersion, ScoringRun
+    from curation.bulk import insert_rows
+    from curation.models import Dataset, Embedding, EmbeddingShard, Image, PromptVersion, ScoringRun
     from curation.services.chunks import scoring_run_rescore
     from curation.services.scoring import scoring_run_start
+    from curation.shard_files import shard_file_write
     from reviewer.models import ReviewItem
-    from worker.engine.store import embeddings_to_bytes, prompts_to_bytes
+    from worker.engine.store import prompts_to_bytes
 
     key = f"bench-rescore-{n}/sha256-synthetic"
     setup_started = time.perf_counter()
@@ -42,32 +44,39 @@ def bench_rescore_service(n: int, dim: int, *, threshold: float) -> dict[str, An
     prompts = data.rescore_prompts(dim, seed=12)
     vectors = data.rescore_embeddings(n, dim, prompts, seed=11)
     # Plain executemany: model instances would make the set-up take minutes at 1M.
-    image_table = connection.ops.quote_name(Image._meta.db_table)
-    embedding_table = connection.ops.quote_name(Embedding._meta.db_table)
     added = connection.ops.adapt_datetimefield_value(timezone.now())
     block = 20_000
     for start in range(0, n, block):
         stop = min(start + block, n)
         shas = [f"{dataset.pk:08x}{i:056x}" for i in range(start, stop)]
-        blobs = embeddings_to_bytes(vectors[start:stop])
-        row_bytes = 2 * dim
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(
-                f"INSERT INTO {image_table} (dataset_id, relative_path, source_url, sha256, "
-                "phash, format, status, error, created_at) "
-                "VALUES (%s, %s, '', %s, '', 'JPEG', %s, '', %s)",
-                [
-                    (dataset.pk, f"{i}.jpg", sha, Image.Status.OK, added)
+        # One shard file per block, as scoring chunks write them, and a reference per row.
+        path = shard_file_write(model_key=key, hashes=shas, matrix=vectors[start:stop])
+        with transaction.atomic():
+            insert_rows(
+                table=Image._meta.db_table,
+                columns=[
+                    "dataset_id", "relative_path", "source_url", "sha256", "phash", "format",
+                    "status", "error", "created_at", "sample_key", "metadata", "container",
+                    "class_label",
+                ],
+                pg_types=[
+                    "bigint", "text", "text", "text", "text", "text", "text", "text",
+                    "timestamptz", "text", "jsonb", "text", "text",
+                ],
+                rows=[
+                    (dataset.pk, f"{i}.jpg", "", sha, "", "JPEG", Image.Status.OK, "", added,
+                     "", "{}", "", "")
                     for i, sha in zip(range(start, stop), shas, strict=True)
                 ],
-            )
-            cursor.executemany(
-                f"INSERT INTO {embedding_table} (model_key, sha256, vector, created_at) "
-                "VALUES (%s, %s, %s, %s)",
-                [
-                    (key, sha, blobs[row * row_bytes : (row + 1) * row_bytes], added)
-                    for row, sha in enumerate(shas)
-                ],
+                on_conflict="",
+            )  # fmt: skip
+            shard = EmbeddingShard.objects.create(model_key=key, dim=dim, path=path, rows=len(shas))
+            insert_rows(
+                table=Embedding._meta.db_table,
+                columns=["model_key", "sha256", "shard_id", "row", "created_at"],
+                pg_types=["text", "text", "bigint", "bigint", "timestamptz"],
+                rows=[(key, sha, shard.pk, row, added) for row, sha in enumerate(shas)],
+                on_conflict="",
             )
     first_id = Image.objects.filter(dataset=dataset).order_by("id").values_list("id", flat=True)[0]
     ReviewItem.objects.bulk_create(

@@ -6,6 +6,10 @@ checks) is a different limit. This runs the same ``bench_rescore_service`` again
 scratch database (``q16bench_rescore``, dropped at the end) and prints the figures.
 
     python -m bench.rescore_pg --n 200000
+    python -m bench.rescore_pg --sizes 100000,1000000   # both in one run, with their ratio
+
+With several sizes it also prints the cost per image of the largest against the smallest
+(1.0 = flat) and the CPU model from /proc/cpuinfo.
 
 The admin connection comes from BENCH_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/
 postgres).
@@ -26,6 +30,9 @@ from bench.review_latency import database_url_for, drop_database, recreate_datab
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.rescore_pg", description=__doc__)
     parser.add_argument("--n", type=int, default=200_000, help="cached embeddings to rescore")
+    parser.add_argument(
+        "--sizes", default="", help="comma-separated sizes measured in one run (overrides --n)"
+    )
     parser.add_argument("--db", default="q16bench_rescore", help="scratch database name")
     parser.add_argument("--threshold", type=float, default=0.5)
     args = parser.parse_args(argv)
@@ -38,19 +45,39 @@ def main(argv: list[str] | None = None) -> int:
             setup_django(database_url_for(admin_url, args.db), Path(data_dir))
             from bench.rescore import bench_rescore_service
 
-            result = bench_rescore_service(args.n, 512, threshold=args.threshold)
+            sizes = [int(size) for size in args.sizes.split(",") if size] or [args.n]
+            results = [bench_rescore_service(n, 512, threshold=args.threshold) for n in sizes]
             from django.db import connections
 
             connections.close_all()
     finally:
         drop_database(admin_url, args.db)
-    print(json.dumps(result, indent=2))
-    print(
-        f"rescore on PostgreSQL: {result['embeddings']:,} embeddings in {result['seconds']:.1f} s "
-        f"({result['embeddings_per_second']:,.0f}/s; projected to 1M: "
-        f"{result['projected_1m_seconds']:.0f} s)"
-    )
+    cpu = _cpu_model()
+    print(json.dumps({"cpu": cpu, "cores": os.cpu_count(), "results": results}, indent=2))
+    print(f"CPU: {cpu} ({os.cpu_count()} cores)")
+    for result in results:
+        print(
+            f"rescore on PostgreSQL: {result['embeddings']:,} embeddings in "
+            f"{result['seconds']:.1f} s ({result['embeddings_per_second']:,.0f}/s; projected "
+            f"to 1M: {result['projected_1m_seconds']:.0f} s)"
+        )
+    if len(results) > 1:
+        per_image = [r["seconds"] / r["embeddings"] for r in results]
+        print(
+            f"cost per image, {results[-1]['embeddings']:,} vs {results[0]['embeddings']:,}: "
+            f"{per_image[-1] / per_image[0]:.2f}x (1.00 = flat)"
+        )
     return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
 
 
 if __name__ == "__main__":

@@ -122,10 +122,12 @@ def fill(*, images: int, flagged: int, clients: int, seed: int = 0) -> dict:
         _copy_rows(
             raw,
             "COPY curation_image (dataset_id, relative_path, source_url, sha256, phash, width, "
-            "height, format, bytes, status, error, created_at) FROM STDIN",
+            "height, format, bytes, status, error, created_at, sample_key, metadata, "
+            "container, class_label) FROM STDIN",
             (
                 f"{dataset.pk}\tfolder{i % 1000:03d}/img{i:07d}.jpg\t\t"
-                f"{secrets.token_hex(32)}\t{int(phashes[i]):016x}\t640\t480\tJPEG\t50000\tok\t\t{now}\n"
+                f"{secrets.token_hex(32)}\t{int(phashes[i]):016x}\t640\t480\tJPEG\t50000\tok\t\t{now}"
+                "\t\t{}\t\t\n"
                 for i in range(images)
             ),
         )

@@ -53,6 +53,11 @@ URL_LIST_BYTES = 50 * 2**20
 FORM_OVERHEAD_BYTES = 2**20
 # Leading bytes of a zip: a local file header, or the end record of an empty archive.
 ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
+# Tar uploads (curation/services/archives.py): gzip, bzip2 and xz streams, or a plain tar's
+# "ustar" magic at offset 257 of its first header (so up to TAR_HEAD_BYTES are looked at).
+COMPRESSED_TAR_SIGNATURES = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+TAR_MAGIC_OFFSET = 257
+TAR_HEAD_BYTES = TAR_MAGIC_OFFSET + 5
 READ_CHUNK = 64 * 2**10
 # The request attribute where ArchiveUploadHandler leaves a refusal for the middleware.
 REFUSAL_ATTRIBUTE = "_q16_refusal"
@@ -102,9 +107,9 @@ class ArchiveUploadHandler(FileUploadHandler):
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         if self.checking:
-            if len(self.head) < 4:
-                self.head += raw_data[: 4 - len(self.head)]
-                if len(self.head) == 4:
+            if len(self.head) < TAR_HEAD_BYTES:
+                self.head += raw_data[: TAR_HEAD_BYTES - len(self.head)]
+                if len(self.head) == TAR_HEAD_BYTES:
                     self._check_signature()
             if start + len(raw_data) > self.max_bytes:
                 self._refuse(
@@ -115,12 +120,15 @@ class ArchiveUploadHandler(FileUploadHandler):
         return raw_data
 
     def file_complete(self, file_size: int) -> None:
-        if self.checking and 0 < len(self.head) < 4:
+        if self.checking and 0 < len(self.head) < TAR_HEAD_BYTES:
             self._check_signature()
         return None
 
     def _check_signature(self) -> None:
-        if not self.head.startswith(ZIP_SIGNATURES):
+        is_tar = self.head.startswith(COMPRESSED_TAR_SIGNATURES) or (
+            self.head[TAR_MAGIC_OFFSET:TAR_HEAD_BYTES] == b"ustar"
+        )
+        if not self.head.startswith(ZIP_SIGNATURES) and not is_tar:
             self._refuse(400, "The archive is not a zip file. Upload a .zip archive.")
 
     def _refuse(self, status: int, message: str) -> None:

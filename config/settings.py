@@ -10,10 +10,13 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
+
+from config import storage_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -167,7 +170,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
@@ -177,6 +180,33 @@ WHITENOISE_USE_FINDERS = True
 # Media is never served from a public URL: images go through an authorised view.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media")).resolve()
 MEDIA_URL = "/nonpublic-media/"
+# Where stored files live (config/storage_settings.py): `local` under MEDIA_ROOT (the
+# default), or `s3`: one bucket (Q16_S3_BUCKET, under Q16_S3_PREFIX; Q16_S3_ENDPOINT_URL for
+# MinIO and the like; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), so a worker
+# on another machine reads and writes the same files as the web server.
+Q16_STORAGE = os.environ.get("Q16_STORAGE", "local").strip().lower() or "local"
+Q16_S3_BUCKET = os.environ.get("Q16_S3_BUCKET", "")
+Q16_S3_PREFIX = os.environ.get("Q16_S3_PREFIX", "q16")
+Q16_S3_ENDPOINT_URL = os.environ.get("Q16_S3_ENDPOINT_URL", "")
+Q16_S3_REGION = os.environ.get("Q16_S3_REGION", os.environ.get("AWS_DEFAULT_REGION", ""))
+STORAGES.update(
+    storage_settings.file_storages(
+        kind=Q16_STORAGE,
+        bucket=Q16_S3_BUCKET,
+        prefix=Q16_S3_PREFIX,
+        endpoint_url=Q16_S3_ENDPOINT_URL,
+        region=Q16_S3_REGION,
+    )
+)
+if Q16_STORAGE == "s3":
+    # s3:// source URLs (folders, shards, tables) read through fsspec at the same endpoint.
+    storage_settings.configure_fsspec(
+        endpoint_url=Q16_S3_ENDPOINT_URL,
+        key=os.environ.get("AWS_ACCESS_KEY_ID", ""),
+        secret=os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+    )
+# Embedding shard files (curation.shard_files) are STORAGES["embeddings"], set above: local
+# under MEDIA_ROOT/embeddings by default, in the bucket with Q16_STORAGE=s3.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
 # The largest request body anywhere but the upload endpoints (config/body_limits.py lists
@@ -344,6 +374,7 @@ CELERY_TASK_DEFAULT_QUEUE = Q16_CPU_QUEUE
 CELERY_TASK_ROUTES = {
     "worker.tasks.score_chunk": {"queue": Q16_GPU_QUEUE},
     "worker.tasks.rescore_run": {"queue": Q16_CPU_QUEUE},
+    "worker.tasks.rescore_chunks": {"queue": Q16_CPU_QUEUE},
     "worker.tasks.import_dataset": {"queue": Q16_CPU_QUEUE},
     "worker.tasks.run_prompt_job": {"queue": Q16_CPU_QUEUE},
     "worker.tasks.build_export": {"queue": Q16_CPU_QUEUE},
@@ -389,6 +420,9 @@ Q16_DECODE_WORKERS = env_int("Q16_DECODE_WORKERS", 0)  # 0: one per core, minus 
 Q16_CHUNK_SIZE = env_int("Q16_CHUNK_SIZE", 2048)
 # Rescoring from cached embeddings encodes nothing, so its chunks can be far larger.
 Q16_RESCORE_CHUNK_SIZE = env_int("Q16_RESCORE_CHUNK_SIZE", 20000)
+# A rescore run is split into this many Celery tasks (ranges of its chunks, so of its
+# shards) that workers of the cpu queue take in parallel; 1 rescores in one task.
+Q16_RESCORE_PARALLEL = env_int("Q16_RESCORE_PARALLEL", 2)
 Q16_DEFAULT_THRESHOLD = env_float("Q16_DEFAULT_THRESHOLD", 0.5)
 # Short, renewed by the open review page (a heartbeat every half lease): a crashed tab's items
 # come back to the queue within this many seconds.
@@ -415,6 +449,9 @@ if min(Q16_EXPOSURE_BREAK_MINUTES, Q16_EXPOSURE_IDLE_MINUTES, Q16_EXPOSURE_MAX_R
 # <Q16_DATA_DIR>/imports. The data directory (database, media, secret key) except that folder,
 # /proc, /sys and /dev are refused whatever this says (curation/services/datasets.py).
 Q16_IMPORT_ROOTS = env_list("Q16_IMPORT_ROOTS", "") or [str(DATA_DIR / "imports")]
+# URL prefixes remote sources (WebDataset shards, fsspec URLs such as s3://bucket/prefix/) may
+# come from (comma-separated); empty: no remote imports. fsspec reads its own credentials.
+Q16_IMPORT_URL_PREFIXES = env_list("Q16_IMPORT_URL_PREFIXES", "")
 Q16_MAX_IMAGE_BYTES = env_int("Q16_MAX_IMAGE_BYTES", 50 * 2**20)
 Q16_MAX_IMAGE_PIXELS = env_int("Q16_MAX_IMAGE_PIXELS", 100_000_000)
 Q16_MAX_ARCHIVE_BYTES = env_int("Q16_MAX_ARCHIVE_BYTES", 20 * 2**30)

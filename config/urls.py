@@ -35,5 +35,6 @@ urlpatterns = [
     path("api/review/", include("reviewer.api.urls")),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("review/", include("reviewer.urls")),
+    path("", include("labels.urls")),
     path("", include("curation.urls")),
 ]

@@ -16,6 +16,8 @@ from django.db import transaction
 
 SCORE_CHUNK = "worker.tasks.score_chunk"
 RESCORE_RUN = "worker.tasks.rescore_run"
+# One range of a rescore run's chunks (so of its shards): several run in parallel.
+RESCORE_CHUNKS = "worker.tasks.rescore_chunks"
 IMPORT_DATASET = "worker.tasks.import_dataset"
 RUN_PROMPT_JOB = "worker.tasks.run_prompt_job"
 BUILD_EXPORT = "worker.tasks.build_export"
@@ -24,6 +26,7 @@ RECOVER_STALLED_WORK = "worker.tasks.recover_stalled_work"
 TASK_NAMES = (
     SCORE_CHUNK,
     RESCORE_RUN,
+    RESCORE_CHUNKS,
     IMPORT_DATASET,
     RUN_PROMPT_JOB,
     BUILD_EXPORT,

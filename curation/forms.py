@@ -68,6 +68,24 @@ def _lines(value: str) -> list[str]:
     return [line.strip() for line in value.splitlines() if line.strip()]
 
 
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+
+
+def _is_tar_upload(upload: Any) -> bool:
+    """The upload reads as a tar archive (its first header), whatever its name says."""
+    import tarfile
+
+    try:
+        upload.seek(0)
+        with tarfile.open(fileobj=upload, mode="r|*") as archive:
+            archive.next()
+        return True
+    except (tarfile.TarError, OSError, EOFError):
+        return False
+    finally:
+        upload.seek(0)
+
+
 class DatasetCreateForm(forms.Form):
     name = forms.CharField(max_length=200, widget=forms.TextInput(attrs={"autocomplete": "off"}))
     folder = forms.CharField(
@@ -77,10 +95,17 @@ class DatasetCreateForm(forms.Form):
         help_text="Absolute path of a folder on the server, e.g. /data/images.",
         widget=forms.TextInput(attrs={"placeholder": "/data/images", "spellcheck": "false"}),
     )
-    archive = forms.FileField(
-        label="or upload a .zip archive",
+    class_folders = forms.BooleanField(
+        label="Class folders (ImageFolder)",
         required=False,
-        widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}),
+        help_text="Each first-level folder's name becomes its images' class label.",
+    )
+    archive = forms.FileField(
+        label="or upload a .zip or .tar(.gz) archive",
+        required=False,
+        widget=forms.ClearableFileInput(
+            attrs={"accept": ".zip,.tar,.tar.gz,.tgz,application/zip,application/x-tar"}
+        ),
     )
 
     urls = forms.CharField(
@@ -89,11 +114,49 @@ class DatasetCreateForm(forms.Form):
         help_text="http(s) URLs, one per line; internal addresses are refused.",
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
     )
+    shards = forms.CharField(
+        label="or WebDataset shards",
+        required=False,
+        help_text="Paths or URLs (s3://...), one per line; patterns like "
+        "/data/shards/{00000..00099}.tar. Images stay inside the shards.",
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+    )
+    url_table = forms.FileField(
+        label="or a URL table",
+        required=False,
+        help_text="CSV, TSV, JSONL or Parquet; the other columns are kept as metadata.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.tsv,.jsonl,.ndjson,.parquet"}),
+    )
+    url_column = forms.CharField(label="URL column", required=False, initial="url", max_length=200)
+    table_format = forms.ChoiceField(
+        label="Table format",
+        required=False,
+        choices=[
+            ("", "From the file name"),
+            ("csv", "CSV"),
+            ("tsv", "TSV"),
+            ("jsonl", "JSONL"),
+            ("parquet", "Parquet"),
+        ],  # fmt: skip
+    )
+    img2dataset_folder = forms.CharField(
+        label="or an img2dataset output folder",
+        required=False,
+        max_length=1024,
+        help_text="Server folder holding its 00000.tar shards and .parquet files.",
+        widget=forms.TextInput(attrs={"placeholder": "/data/laion-subset", "spellcheck": "false"}),
+    )
 
     def clean_archive(self):
         archive = self.cleaned_data.get("archive")
-        if archive and not archive.name.lower().endswith(".zip"):
-            raise forms.ValidationError("Upload a .zip archive.")
+        if archive and (
+            not archive.name.lower().endswith(ARCHIVE_SUFFIXES)
+            or (not archive.name.lower().endswith(".zip") and not _is_tar_upload(archive))
+        ):
+            raise forms.ValidationError(
+                "Upload a .zip archive. (Tar archives, .tar, .tar.gz or .tgz, work too; this file "
+                "is not one.)"
+            )
         return archive
 
     def clean(self) -> dict[str, Any]:
@@ -102,9 +165,15 @@ class DatasetCreateForm(forms.Form):
         has_folder = bool(cleaned.get("folder", "").strip())
         has_archive = bool(cleaned.get("archive"))
         has_urls = bool(cleaned.get("urls", "").strip())
-        if has_folder + has_archive + has_urls != 1 and not self.errors:
+        others = [
+            bool(cleaned.get("shards", "").strip()),
+            bool(cleaned.get("url_table")),
+            bool(cleaned.get("img2dataset_folder", "").strip()),
+        ]
+        if has_folder + has_archive + has_urls + sum(others) != 1 and not self.errors:
             raise forms.ValidationError(
-                "Give a server folder or upload a .zip archive, or give a URL list (one of them)."
+                "Give a server folder or upload a .zip archive, or give a URL list, shards, a "
+                "URL table or an img2dataset folder (one of them)."
             )
         return cleaned
 

@@ -15,15 +15,17 @@ does not accept HTML) gets 401, like the API.
 from __future__ import annotations
 
 import functools
+import io
 import os
 import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import FileResponse, Http404, HttpRequest, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
@@ -32,10 +34,12 @@ from rest_framework.authentication import get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
+from curation import storage
 from curation.api.authentication import ExpiringTokenAuthentication
 from curation.models import Image
 from curation.selectors import datasets_visible_to
 from worker.engine.images import InvalidImageError, load_rgb
+from worker.engine.locators import ImageLocator, read_image_bytes
 
 # Content type from the format the import verified, never from the file name.
 CONTENT_TYPES = {
@@ -57,6 +61,8 @@ SIGNATURES = {
     "BMP": (b"BM",),
     "TIFF": (b"II*\x00", b"MM\x00*"),
 }
+_R = TypeVar("_R", HttpResponse, FileResponse)
+
 # Headers of every image response (file or thumbnail).
 SAFE_IMAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -111,6 +117,10 @@ def session_or_token_required(
 def _signature_matches(path: Path, image_format: str) -> bool:
     with open(path, "rb") as handle:
         head = handle.read(16)
+    return _head_matches(head, image_format)
+
+
+def _head_matches(head: bytes, image_format: str) -> bool:
     if not head.startswith(SIGNATURES.get(image_format, ())):
         return False
     return image_format != "WEBP" or head[8:12] == b"WEBP"
@@ -128,11 +138,28 @@ def _visible_image(request: HttpRequest, image_id: int) -> Image:
         raise Http404("no such image") from exc
 
 
-def _safe_image_response(response: FileResponse, *, max_age: int) -> FileResponse:
+def _safe_image_response(response: _R, *, max_age: int) -> _R:
     for header, value in SAFE_IMAGE_HEADERS.items():
         response[header] = value
     response["Cache-Control"] = f"private, max-age={max_age}"
     return response
+
+
+def image_source(image: Image) -> Path | ImageLocator:
+    """A loose file's path, or a shard member's locator (read by a range read)."""
+    if image.container:
+        return ImageLocator(image.container, image.member_offset, image.member_size)
+    return image_file_path(image)
+
+
+def _member_response(image: Image, locator: ImageLocator, content_type: str) -> HttpResponse:
+    try:
+        data = read_image_bytes(locator, max_bytes=settings.Q16_MAX_IMAGE_BYTES)
+    except OSError as exc:
+        raise Http404("image container unavailable") from exc
+    if not _head_matches(data[:16], image.format):
+        raise Http404("image member no longer matches its verified format")
+    return _safe_image_response(HttpResponse(data, content_type=content_type), max_age=3600)
 
 
 def image_file_path(image: Image) -> Path:
@@ -145,10 +172,15 @@ def image_file_path(image: Image) -> Path:
 
 @require_GET
 @session_or_token_required
-def image_file(request: HttpRequest, image_id: int) -> FileResponse:
+def image_file(request: HttpRequest, image_id: int) -> HttpResponse | FileResponse:
     image = _visible_image(request, image_id)
     content_type = CONTENT_TYPES.get(image.format)
-    path = image_file_path(image)
+    source = image_source(image)
+    if isinstance(source, ImageLocator):
+        if content_type is None:
+            raise Http404("image file unavailable")
+        return _member_response(image, source, content_type)
+    path = source
     if content_type is None or not path.is_file():
         raise Http404("image file unavailable")
     if not _signature_matches(path, image.format):
@@ -163,28 +195,41 @@ THUMBNAIL_MAX_SIDE = 320
 THUMBNAIL_QUALITY = 82
 
 
-def thumbnail_path(sha256: str) -> Path:
-    """Where the thumbnail of a content hash lives: identical images share one file."""
+def thumbnail_name(sha256: str) -> str:
+    """The thumbnail's name in the thumbnails storage: identical images share one file."""
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
         raise ValueError("not a SHA-256 hex digest")
-    return Path(settings.MEDIA_ROOT) / "thumbnails" / sha256[:2] / f"{sha256}.jpg"
+    return f"{sha256[:2]}/{sha256}.jpg"
 
 
-def thumbnail_ensure(image: Image) -> Path:
-    """The image's cached JPEG thumbnail (longest side 320 px), generated on first use.
+def thumbnail_path(sha256: str) -> Path:
+    """Where the thumbnail of a content hash lives with local storage (under MEDIA_ROOT)."""
+    return Path(settings.MEDIA_ROOT) / "thumbnails" / thumbnail_name(sha256)
 
-    The file is written under a temporary name and renamed into place, so a concurrent
-    request never serves half a file and two generations of the same image are harmless.
+
+def thumbnail_ensure(image: Image) -> str:
+    """The name of the image's cached JPEG thumbnail (longest side 320 px) in the thumbnails
+    storage, generated on first use.
+
+    A local file is written under a temporary name and renamed into place, so a concurrent
+    request never serves half a file; a bucket object appears whole on its one put. Two
+    generations of the same image are harmless either way (same bytes, same name).
     """
-    path = thumbnail_path(image.sha256)
-    if path.is_file():
-        return path
+    name = thumbnail_name(image.sha256)
+    path = storage.local_path(storage.THUMBNAILS, name)
+    if path.is_file() if path is not None else storage.stored_exists(storage.THUMBNAILS, name):
+        return name
     picture = load_rgb(
-        image_file_path(image),
+        image_source(image),
         target_size=THUMBNAIL_MAX_SIDE,
         max_pixels=settings.Q16_MAX_IMAGE_PIXELS,
     )
     picture.thumbnail((THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE), PILImage.Resampling.LANCZOS)
+    if path is None:
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
+        storage.stored_write(storage.THUMBNAILS, name, buffer.getvalue())
+        return name
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".thumb-", suffix=".part")
     try:
@@ -194,7 +239,12 @@ def thumbnail_ensure(image: Image) -> Path:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    return path
+    return name
+
+
+def thumbnail_open(image: Image) -> IO[bytes]:
+    """The image's thumbnail (generated on first use), open for reading; the caller closes it."""
+    return storage.storage(storage.THUMBNAILS).open(thumbnail_ensure(image), "rb")
 
 
 @require_GET
@@ -202,8 +252,10 @@ def thumbnail_ensure(image: Image) -> Path:
 def image_thumbnail(request: HttpRequest, image_id: int) -> FileResponse:
     image = _visible_image(request, image_id)
     try:
-        path = thumbnail_ensure(image)
+        handle = thumbnail_open(image)
     except (ValueError, OSError, InvalidImageError) as exc:
         raise Http404("thumbnail unavailable") from exc
-    response = FileResponse(open(path, "rb"), content_type="image/jpeg")  # noqa: SIM115
+    # Streamed through this view (not a presigned bucket URL): the access check and the
+    # security headers stay on every response.
+    response = FileResponse(handle, content_type="image/jpeg")
     return _safe_image_response(response, max_age=86400)

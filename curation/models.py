@@ -3,6 +3,9 @@ exports."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -25,6 +28,9 @@ class Dataset(models.Model):
         FOLDER = "folder", "Server folder"
         ARCHIVE = "archive", "Uploaded archive"
         URLS = "urls", "URL list"
+        WEBDATASET = "webdataset", "WebDataset shards"
+        TABLE = "table", "URL table"
+        IMG2DATASET = "img2dataset", "img2dataset folder"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -57,6 +63,9 @@ class Dataset(models.Model):
     # Last sign of life of the import (queued, a batch recorded): recovery re-queues an
     # import whose task was lost only when this is old (curation.services.recovery).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # How the source is read: {"class_folders": true} (folders), {"url_column": "url",
+    # "table_format": "csv"} (URL tables); empty for the others.
+    options = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -71,6 +80,8 @@ class Dataset(models.Model):
             return self.source_name or "uploaded archive (name not recorded)"
         if self.source_kind == self.SourceKind.URLS:
             return "URL list"
+        if self.source_kind == self.SourceKind.TABLE:
+            return self.source_name or "URL table"
         return self.source
 
 
@@ -92,6 +103,17 @@ class Image(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OK)
     error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # WebDataset / img2dataset: the sample's key and its sidecars (.json, .txt); URL tables:
+    # the row's other columns.
+    sample_key = models.CharField(max_length=512, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    # An image inside a shard (local path or fsspec URL), read by a range read of
+    # member_size bytes at member_offset; empty for loose files.
+    container = models.CharField(max_length=2048, blank=True, default="")
+    member_offset = models.PositiveBigIntegerField(null=True, blank=True)
+    member_size = models.PositiveBigIntegerField(null=True, blank=True)
+    # ImageFolder imports ("class folders"): the first-level folder's name.
+    class_label = models.CharField(max_length=200, blank=True, default="", db_index=True)
 
     class Meta:
         ordering = ["id"]
@@ -104,13 +126,41 @@ class Image(models.Model):
         return self.relative_path
 
 
+class EmbeddingShard(models.Model):
+    """One file of float16 embeddings on the "embeddings" storage (worker.engine.embedding_shards).
+
+    Written once by a scoring chunk (the embeddings it encoded) or by the migration of the
+    old in-database cache; rows are referenced by Embedding.
+    """
+
+    model_key = models.CharField(max_length=200)
+    dim = models.PositiveIntegerField()
+    # The name on the "embeddings" storage backend.
+    path = models.CharField(max_length=500, unique=True)
+    rows = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    run = models.ForeignKey(
+        "ScoringRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    chunk = models.ForeignKey(
+        "ScoringChunk", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.rows} rows)"
+
+
 class Embedding(models.Model):
-    """One image embedding per (model key, content hash): a duplicate file is encoded once."""
+    """One image embedding per (model key, content hash): a duplicate file is encoded once.
+
+    A narrow reference: the vector is row ``row`` of ``shard``'s file. ``vector`` reads it
+    (one row, for small callers); bulk readers go through curation.services.embeddings.
+    """
 
     model_key = models.CharField(max_length=200)
     sha256 = models.CharField(max_length=64)
-    # L2-normalised float16 vector (worker.engine.store format).
-    vector = models.BinaryField()
+    shard = models.ForeignKey(EmbeddingShard, on_delete=models.PROTECT, related_name="embeddings")
+    row = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -118,8 +168,39 @@ class Embedding(models.Model):
             models.UniqueConstraint(fields=["model_key", "sha256"], name="embedding_unique_key"),
         ]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # vector=<float16 bytes> on a new instance: save() writes it as a one-row shard.
+        self._pending_vector: bytes | None = None
+        super().__init__(*args, **kwargs)
+
     def __str__(self) -> str:
         return f"{self.model_key} {self.sha256[:12]}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._pending_vector is not None and self.shard_id is None:
+            from curation.shard_files import shard_file_write
+
+            row = np.frombuffer(self._pending_vector, dtype="<f2")[None, :]
+            path = shard_file_write(model_key=self.model_key, hashes=[self.sha256], matrix=row)
+            self.shard = EmbeddingShard.objects.create(
+                model_key=self.model_key, dim=row.shape[1], path=path, rows=1
+            )
+            self.row = 0
+        super().save(*args, **kwargs)
+        self._pending_vector = None
+
+    @property
+    def vector(self) -> bytes:
+        """The float16 bytes of this embedding (worker.engine.store format)."""
+        if self._pending_vector is not None:
+            return self._pending_vector
+        from curation.shard_files import shard_file_read
+
+        return shard_file_read(self.shard.path).matrix[self.row].tobytes()
+
+    @vector.setter
+    def vector(self, blob: bytes | memoryview) -> None:
+        self._pending_vector = bytes(blob)
 
 
 class PromptVersion(models.Model):

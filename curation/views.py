@@ -58,6 +58,7 @@ from curation.services.prompt_jobs import (
     prompt_job_resume,
 )
 from curation.services.scoring import scoring_run_cancel, scoring_run_resume, scoring_run_start
+from curation.services.sources.create import dataset_create_from_source
 from worker.engine.tuning_config import tuning_config_from
 
 if TYPE_CHECKING:
@@ -112,7 +113,18 @@ class DatasetListView(StaffRequiredMixin, View):
         form = DatasetCreateForm(request.POST, request.FILES)
         if form.is_valid():
             try:
-                if form.cleaned_data["urls"].strip():
+                source = form.cleaned_data
+                if source["shards"].strip() or source["url_table"] or source["img2dataset_folder"]:
+                    dataset = dataset_create_from_source(
+                        name=source["name"],
+                        shards=source["shards"],
+                        url_table=source["url_table"],
+                        url_column=source["url_column"] or "url",
+                        table_format=source["table_format"],
+                        img2dataset_folder=source["img2dataset_folder"].strip(),
+                        created_by=_acting_user(request),
+                    )
+                elif form.cleaned_data["urls"].strip():
                     dataset = dataset_create_from_url_list(
                         name=form.cleaned_data["name"],
                         urls=form.cleaned_data["urls"],
@@ -123,6 +135,7 @@ class DatasetListView(StaffRequiredMixin, View):
                         name=form.cleaned_data["name"],
                         folder=form.cleaned_data["folder"].strip(),
                         created_by=_acting_user(request),
+                        class_folders=form.cleaned_data["class_folders"],
                     )
                 else:
                     dataset = dataset_create_from_archive(

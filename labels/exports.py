@@ -6,15 +6,15 @@ An export is recorded (and queued) by curation.services.exports; the worker writ
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
-from pathlib import Path
 
-from django.conf import settings
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from curation.models import Export, Image, Score
+from curation.storage import EXPORTS, stored_write
 from reviewer.models import Decision, ReviewItem
 from reviewer.selectors.verdicts import latest_verdict_subquery
 
@@ -76,37 +76,37 @@ def export_build(*, export_id: int) -> Export:
     if export.state != Export.State.PENDING:
         return export
     rows = export_rows(export=export)
-    folder = Path(settings.MEDIA_ROOT) / "exports"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"export-{export.pk}.{export.format}"
-    tmp = path.with_suffix(".part")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        if export.format == Export.Format.CSV:
-            writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        else:
-            json.dump(
-                {
-                    "dataset": export.dataset.name,
-                    "scope": export.scope,
-                    "threshold": export.threshold,
-                    "prompt_version": export.prompt_version.name if export.prompt_version else None,
-                    "prompt_version_id": export.prompt_version_id,
-                    "run_id": export.run_id,
-                    "created_at": export.created_at.isoformat(),
-                    "rows": rows,
-                },
-                handle,
-                indent=1,
-            )
-    tmp.replace(path)
+    # Built in memory, then stored whole (a local file is renamed into place): a worker on
+    # another machine writes it to the bucket, the web server serves it from there.
+    handle = io.StringIO(newline="")
+    if export.format == Export.Format.CSV:
+        writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        json.dump(
+            {
+                "dataset": export.dataset.name,
+                "scope": export.scope,
+                "threshold": export.threshold,
+                "prompt_version": export.prompt_version.name if export.prompt_version else None,
+                "prompt_version_id": export.prompt_version_id,
+                "run_id": export.run_id,
+                "created_at": export.created_at.isoformat(),
+                "rows": rows,
+            },
+            handle,
+            indent=1,
+        )
+    reference = stored_write(
+        EXPORTS, f"export-{export.pk}.{export.format}", handle.getvalue().encode("utf-8")
+    )
     Export.objects.filter(pk=export.pk, state=Export.State.PENDING).update(
         state=Export.State.SUCCEEDED,
         rows=len(rows),
-        file_path=str(path),
+        file_path=reference,
         finished_at=timezone.now(),
     )
     export.refresh_from_db()
-    logger.info("export %s: %s rows to %s", export.pk, len(rows), path)
+    logger.info("export %s: %s rows to %s", export.pk, len(rows), reference)
     return export

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curation.models import Embedding, Image
+from curation.models import Image
+from curation.services.embeddings import cached_vectors
 from reviewer.models import Decision
 from reviewer.selectors.verdicts import latest_verdict_subquery
-from worker.engine.store import embeddings_from_bytes
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,8 @@ def labelled_embeddings(*, dataset_id: int, model_key: str, dim: int) -> Labelle
         .order_by("id")
         .values_list("id", "sha256", "verdict")
     )
-    hashes = sorted({sha for _, sha, _ in rows})
-    vectors: dict[str, np.ndarray] = {}
-    for start in range(0, len(hashes), 1000):
-        for sha, blob in Embedding.objects.filter(
-            model_key=model_key, sha256__in=hashes[start : start + 1000]
-        ).values_list("sha256", "vector"):
-            vectors[sha] = embeddings_from_bytes(bytes(blob), dim=dim)[0]
+    # Grouped by shard: each shard file holding one of these embeddings is read once.
+    vectors = cached_vectors(model_key=model_key, dim=dim, hashes=[sha for _, sha, _ in rows])
     kept = [(image_id, sha, verdict) for image_id, sha, verdict in rows if sha in vectors]
     if not kept:
         return LabelledEmbeddings([], np.zeros((0, 0), dtype=np.float32), np.zeros(0, np.int64))

@@ -180,11 +180,23 @@ ensure_chromium() {
     [[ -x "$CHROMIUM" ]] || problem "Chromium is missing at $CHROMIUM (apt-get install chromium); the browser tests need it"
 }
 
+# --- Report tools --------------------------------------------------------------------------
+
+ensure_report_tools() {
+    # WeasyPrint (the report's PDF) needs Pango; the PDF test turns pages into PNG with pdftoppm.
+    if ! ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0; then
+        apt_install libpango-1.0-0 libpangoft2-1.0-0 || true
+    fi
+    command -v pdftoppm >/dev/null 2>&1 || apt_install poppler-utils || true
+    command -v pdftoppm >/dev/null 2>&1 || problem "pdftoppm is missing (apt-get install poppler-utils); the report's PDF test needs it"
+}
+
 # --- Main ----------------------------------------------------------------------------------
 
 ensure_redis
 ensure_postgres
 ensure_chromium
+ensure_report_tools
 
 if [[ ${#problems[@]} -gt 0 ]]; then
     for p in "${problems[@]}"; do say "problem: $p"; done

@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from tests.access import reviewers_assigned_everywhere  # noqa: F401 (a shared fixture)
+from tests.s3 import s3, s3_server  # noqa: F401 (shared fixtures: a real S3 server, a bucket)
 from tests.workers import Workers
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

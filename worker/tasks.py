@@ -91,9 +91,21 @@ def score_chunk(self: Task, chunk_id: int) -> None:
 
 @shared_task(base=ServiceTask, bind=True)
 def rescore_run(self: Task, run_id: int) -> None:
+    """Split the rescore into ranges of chunks, one rescore_chunks task each."""
     _run_or_fail(
         f"rescore of run {run_id}",
-        lambda: chunks.scoring_run_rescore(run_id=run_id, worker=_hostname(self)),
+        lambda: chunks.scoring_run_rescore_fan_out(run_id=run_id),
+        lambda reason: scoring.scoring_run_fail(run_id=run_id, chunk_id=None, reason=reason),
+    )
+
+
+@shared_task(base=ServiceTask, bind=True)
+def rescore_chunks(self: Task, run_id: int, first_index: int, last_index: int) -> None:
+    _run_or_fail(
+        f"rescore of run {run_id} chunks {first_index}-{last_index}",
+        lambda: chunks.scoring_run_rescore_range(
+            run_id=run_id, first_index=first_index, last_index=last_index, worker=_hostname(self)
+        ),
         lambda reason: scoring.scoring_run_fail(run_id=run_id, chunk_id=None, reason=reason),
     )
 

@@ -29,7 +29,7 @@ class DatasetOutput(serializers.ModelSerializer):
         fields = [
             "id", "name", "source_kind", "source", "state", "total", "processed", "failed",
             "error", "created_at", "import_started_at", "import_finished_at",
-            "source_name", "source_label",
+            "source_name", "source_label", "options",
         ]  # fmt: skip
 
 
@@ -39,6 +39,7 @@ class ImageOutput(serializers.ModelSerializer):
         fields = [
             "id", "dataset", "relative_path", "source_url", "sha256", "phash", "width",
             "height", "format", "bytes", "status", "error",
+            "sample_key", "metadata", "container", "member_offset", "member_size", "class_label",
         ]  # fmt: skip
 
 

@@ -23,6 +23,11 @@ urlpatterns = [
         name="api-dataset-resume-import",
     ),
     path(
+        "datasets/<int:dataset_id>/reimport/",
+        views.DatasetReimportApi.as_view(),
+        name="api-dataset-reimport",
+    ),
+    path(
         "datasets/<int:dataset_id>/reviewers/",
         DatasetReviewersApi.as_view(),
         name="api-dataset-reviewers",

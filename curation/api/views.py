@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import FileResponse
+from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -33,6 +33,8 @@ from curation.services.prompt_jobs import (
 )
 from curation.services.prompt_versions import prompt_version_activate, prompt_version_import
 from curation.services.scoring import scoring_run_cancel, scoring_run_resume, scoring_run_start
+from curation.services.sources.create import dataset_create_from_source, dataset_reimport
+from curation.storage import stored_open
 from curation.validators import validate_threshold
 from worker.engine.tuning_config import (
     DEFAULT_HELDOUT_FRACTION,
@@ -83,12 +85,27 @@ class DatasetListApi(AdminAPIView):
         # A URL list: http(s) URLs, one per line (text), or the same as an uploaded text file.
         urls = serializers.CharField(required=False, allow_blank=True, max_length=50 * 2**20)
         url_list = serializers.FileField(required=False)
+        # The sources of curation.services.sources: WebDataset shards (paths, fsspec URLs,
+        # brace patterns; one per line), a URL table file, an img2dataset output folder.
+        shards = serializers.CharField(required=False, allow_blank=True, max_length=1 << 20)
+        url_table = serializers.FileField(required=False)
+        url_column = serializers.CharField(required=False, default="url", max_length=200)
+        table_format = serializers.ChoiceField(
+            choices=["", "csv", "tsv", "jsonl", "parquet"], required=False, default=""
+        )
+        img2dataset_folder = serializers.CharField(
+            required=False, allow_blank=True, max_length=1024
+        )
+        # Folder imports: each first-level folder's name is its images' class label.
+        class_folders = serializers.BooleanField(required=False, default=False)
 
         def validate(self, attrs):
-            given = [key for key in ("folder", "archive", "urls", "url_list") if attrs.get(key)]
+            sources = ("folder", "archive", "urls", "url_list", "shards", "url_table")
+            given = [key for key in (*sources, "img2dataset_folder") if attrs.get(key)]
             if len(given) != 1:
                 raise serializers.ValidationError(
-                    "Give exactly one of 'folder', 'archive', 'urls' or 'url_list'."
+                    "Give exactly one of 'folder', 'archive', 'urls' or 'url_list', 'shards', "
+                    "'url_table' or 'img2dataset_folder'."
                 )
             if attrs.get("url_list"):
                 raw = attrs.pop("url_list").read(50 * 2**20 + 1)
@@ -111,7 +128,18 @@ class DatasetListApi(AdminAPIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if data.validated_data.get("urls"):
+        source = data.validated_data
+        if source.get("shards") or source.get("url_table") or source.get("img2dataset_folder"):
+            dataset = dataset_create_from_source(
+                name=source["name"],
+                shards=source.get("shards", ""),
+                url_table=source.get("url_table"),
+                url_column=source["url_column"],
+                table_format=source["table_format"],
+                img2dataset_folder=source.get("img2dataset_folder", ""),
+                created_by=request_user(request),
+            )
+        elif data.validated_data.get("urls"):
             dataset = dataset_create_from_url_list(
                 name=data.validated_data["name"],
                 urls=data.validated_data["urls"],
@@ -122,6 +150,7 @@ class DatasetListApi(AdminAPIView):
                 name=data.validated_data["name"],
                 folder=data.validated_data["folder"],
                 created_by=request_user(request),
+                class_folders=data.validated_data["class_folders"],
             )
         else:
             dataset = dataset_create_from_archive(
@@ -166,6 +195,17 @@ class DatasetResumeImportApi(AdminAPIView):
     @extend_schema(**_state_action_schema(DatasetOutput))
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_import_resume(
+            dataset=Dataset.objects.get(pk=dataset_id), actor=request_user(request)
+        )
+        return Response(DatasetOutput(dataset).data)
+
+
+class DatasetReimportApi(AdminAPIView):
+    """Import a finished dataset's source again: only what is new (by path or key) is added."""
+
+    @extend_schema(**_state_action_schema(DatasetOutput))
+    def post(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_reimport(
             dataset=Dataset.objects.get(pk=dataset_id), actor=request_user(request)
         )
         return Response(DatasetOutput(dataset).data)
@@ -461,8 +501,13 @@ class ExportDownloadApi(AdminAPIView):
 
 def export_file_response(export: Export) -> FileResponse:
     content_type = "text/csv" if export.format == Export.Format.CSV else "application/json"
+    try:
+        # Streamed from its storage (local disk or the bucket a worker wrote it to).
+        handle = stored_open(export.file_path)
+    except OSError as exc:
+        raise Http404("The export file is no longer stored.") from exc
     response = FileResponse(
-        open(export.file_path, "rb"),  # noqa: SIM115 - FileResponse closes it
+        handle,
         as_attachment=True,
         filename=f"q16-blocklist-{export.dataset_id}-{export.pk}.{export.format}",
         content_type=content_type,

@@ -24,14 +24,20 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from curation import dispatch
 from curation.bulk import insert_rows
 from curation.hooks import chunk_scored
-from curation.models import Embedding, Image, Score, ScoringChunk, ScoringRun
+from curation.models import Embedding, EmbeddingShard, Image, Score, ScoringChunk, ScoringRun
+from curation.services.embeddings import embeddings_store, vectors_from_locations
 from curation.services.scoring import STOPPED_STATES, scoring_chunk_assign
 from worker.engine.clip import ClipModel
+from worker.engine.locators import ImageLocator
 from worker.engine.pipeline import encode_files
 from worker.engine.scoring import inappropriate_probability
 from worker.engine.store import embeddings_from_bytes, embeddings_to_bytes, prompts_from_bytes
+
+# A cached embedding's place: (shard file name on storage, row), or None when not cached.
+CachedAt = tuple[str, int] | None
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +53,10 @@ class ChunkImage(NamedTuple):
     id: int
     sha256: str
     relative_path: str
+    # A shard member (WebDataset imports): read by a range read, see worker.engine.locators.
+    container: str = ""
+    member_offset: int | None = None
+    member_size: int | None = None
 
 
 def _upsert_scores(*, run_id: int, image_ids: list[int], probabilities: list[float]) -> None:
@@ -110,6 +120,8 @@ def scoring_chunk_process(
         batch_size=batch_size or settings.Q16_BATCH_SIZE,
         decode_workers=decode_workers or settings.Q16_DECODE_WORKERS or None,
         timings=timings,
+        run_id=run.pk,
+        chunk_id=chunk.pk,
     )
 
     t0 = time.perf_counter()
@@ -208,20 +220,24 @@ def _write_chunk(
 
 def _chunk_images(
     *, dataset_id: int, model_key: str, first_image_id: int, last_image_id: int
-) -> tuple[list[ChunkImage], list[bytes | memoryview | None]]:
-    """A chunk's valid images, and each one's cached embedding blob (or None).
+) -> tuple[list[ChunkImage], list[CachedAt]]:
+    """A chunk's valid images, and where each one's cached embedding is (or None).
 
-    One LEFT JOIN on the embedding cache's (model key, hash) index, read with a plain cursor:
+    One LEFT JOIN on the embedding references' (model key, hash) index and their shards,
+    read with a plain cursor:
     at a million images per rescore, model instances and per-row converters cost more than
     the query.
     """
     image_table = connection.ops.quote_name(Image._meta.db_table)
     embedding_table = connection.ops.quote_name(Embedding._meta.db_table)
+    shard_table = connection.ops.quote_name(EmbeddingShard._meta.db_table)
     # No ORDER BY: the two lists stay aligned whatever the order, and sorting 20 MB of
     # vectors spilled to disk on PostgreSQL.
     sql = (
-        f"SELECT i.id, i.sha256, i.relative_path, e.vector FROM {image_table} i "
+        "SELECT i.id, i.sha256, i.relative_path, s.path, i.container, i.member_offset, "
+        f"i.member_size, e.row FROM {image_table} i "
         f"LEFT JOIN {embedding_table} e ON e.model_key = %s AND e.sha256 = i.sha256 "
+        f"LEFT JOIN {shard_table} s ON s.id = e.shard_id "
         "WHERE i.dataset_id = %s AND i.status = %s AND i.id >= %s AND i.id <= %s"
     )
     params: list[str | int] = [
@@ -244,7 +260,9 @@ def _chunk_images(
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-    return [ChunkImage(row[0], row[1], row[2]) for row in rows], [row[3] for row in rows]
+    return [ChunkImage(row[0], row[1], row[2], row[4], row[5], row[6]) for row in rows], [
+        None if row[3] is None else (row[3], row[7]) for row in rows
+    ]
 
 
 class ChunkVectors(NamedTuple):
@@ -256,7 +274,7 @@ class ChunkVectors(NamedTuple):
 def _embeddings_for(
     *,
     images: list[ChunkImage],
-    cached: list[bytes | memoryview | None],
+    cached: list[CachedAt],
     model_key: str,
     dim: int,
     root: Path,
@@ -264,17 +282,13 @@ def _embeddings_for(
     batch_size: int,
     decode_workers: int | None,
     timings: dict[str, float],
+    run_id: int | None = None,
+    chunk_id: int | None = None,
 ) -> tuple[ChunkVectors, dict[str, str], int]:
     """Every image's embedding (cached, or encoded now), failures by hash, count encoded."""
     t0 = time.perf_counter()
-    ok = np.fromiter((blob is not None for blob in cached), dtype=bool, count=len(cached))
-    matrix = np.zeros((len(images), dim), dtype=np.float32)
-    if ok.any():
-        blobs = [blob for blob in cached if blob is not None]
-        if any(len(blob) != 2 * dim for blob in blobs):  # float16: one row of dim values each
-            raise ValueError(f"cached embeddings for {model_key} are not {dim}-dimensional")
-        # One decode of all blobs joined instead of one numpy call per row.
-        matrix[ok] = embeddings_from_bytes(b"".join(blobs), dim=dim)
+    # Each needed shard is read once (grouped by shard), whatever the order of the images.
+    matrix, ok = vectors_from_locations(locations=cached, dim=dim)
     timings["cache_read"] = timings.get("cache_read", 0.0) + time.perf_counter() - t0
 
     # Rows by missing hash: identical files are encoded once.
@@ -292,7 +306,7 @@ def _embeddings_for(
     missing_items = list(missing.items())
     result = encode_files(
         clip,
-        [root / images[rows[0]].relative_path for _, rows in missing_items],
+        [_file_source(root, images[rows[0]]) for _, rows in missing_items],
         batch_size=batch_size,
         decode_workers=decode_workers,
     )
@@ -301,16 +315,28 @@ def _embeddings_for(
     timings["forward"] = result.timings.get("forward", 0.0)
     for position, reason in result.failures.items():
         failures[missing_items[position][0]] = reason
-    new_rows = []
+    new_hashes: list[str] = []
+    new_vectors = np.zeros((len(result.ok_indices), dim), dtype=np.float16)
     for row, position in enumerate(result.ok_indices):
         sha, rows = missing_items[position]
         blob = embeddings_to_bytes(result.embeddings[row][None, :])
         # Score from the cached (float16) value, so a rescore reproduces these scores exactly.
-        matrix[rows] = embeddings_from_bytes(blob, dim=dim)[0]
+        new_vectors[row] = embeddings_from_bytes(blob, dim=dim)[0]
+        matrix[rows] = new_vectors[row]
         ok[rows] = True
-        new_rows.append(Embedding(model_key=model_key, sha256=sha, vector=blob))
-    Embedding.objects.bulk_create(new_rows, ignore_conflicts=True, batch_size=1000)
+        new_hashes.append(sha)
+    # The chunk's newly encoded embeddings: one shard file, one reference per row.
+    embeddings_store(
+        model_key=model_key, hashes=new_hashes, matrix=new_vectors, run_id=run_id, chunk_id=chunk_id
+    )
     return vectors, failures, len(result.ok_indices)
+
+
+def _file_source(root: Path, image: ChunkImage) -> Path | ImageLocator:
+    """A loose file's path, or a shard member's locator (range read, never extracted)."""
+    if image.container:
+        return ImageLocator(image.container, image.member_offset, image.member_size)
+    return root / image.relative_path
 
 
 def _add_chunk_to_run(
@@ -340,11 +366,46 @@ def _add_chunk_to_run(
 def scoring_run_rescore(*, run_id: int, worker: str = "") -> ScoringRun:
     """Score every chunk of a rescore run from cached embeddings, in this process (worker:
     its hostname, recorded on each chunk it takes)."""
-    for chunk_id in ScoringChunk.objects.filter(
-        run_id=run_id, state=ScoringChunk.State.PENDING
-    ).values_list("id", flat=True):
+    return scoring_run_rescore_range(run_id=run_id, first_index=0, last_index=None, worker=worker)
+
+
+def scoring_run_rescore_range(
+    *, run_id: int, first_index: int, last_index: int | None, worker: str = ""
+) -> ScoringRun:
+    """Score the run's pending chunks with index in [first_index, last_index] (None: to the
+    end), in index order: their images are in id order, so their shards are read in turn."""
+    pending = ScoringChunk.objects.filter(
+        run_id=run_id, state=ScoringChunk.State.PENDING, index__gte=first_index
+    )
+    if last_index is not None:
+        pending = pending.filter(index__lte=last_index)
+    for chunk_id in pending.order_by("index").values_list("id", flat=True):
         if ScoringRun.objects.filter(pk=run_id, state__in=STOPPED_STATES).exists():
             break  # cancelled between chunks: stop at once
         scoring_chunk_assign(chunk_id=chunk_id, worker=worker)
         scoring_chunk_process(chunk_id=chunk_id, clip_provider=None)
     return ScoringRun.objects.get(pk=run_id)
+
+
+def rescore_ranges(*, run_id: int, parts: int) -> list[tuple[int, int]]:
+    """The run's pending chunk indexes cut into at most ``parts`` contiguous ranges."""
+    indexes = list(
+        ScoringChunk.objects.filter(run_id=run_id, state=ScoringChunk.State.PENDING)
+        .order_by("index")
+        .values_list("index", flat=True)
+    )
+    if not indexes:
+        return []
+    size = -(-len(indexes) // max(1, parts))
+    return [
+        (indexes[start], indexes[min(start + size, len(indexes)) - 1])
+        for start in range(0, len(indexes), size)
+    ]
+
+
+def scoring_run_rescore_fan_out(*, run_id: int, parts: int | None = None) -> list[tuple[int, int]]:
+    """Queue one task per range of the run's pending chunks, for several workers at once."""
+    ranges = rescore_ranges(run_id=run_id, parts=parts or settings.Q16_RESCORE_PARALLEL)
+    for first_index, last_index in ranges:
+        dispatch.send_task(dispatch.RESCORE_CHUNKS, run_id, first_index, last_index)
+    return ranges

@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,29 +31,24 @@ from curation.errors import StateConflict, ValidationFailed
 from curation.models import Dataset, Image
 from curation.services.archives import ArchiveError, ArchiveLimits, extract_archive
 from curation.services.dataset_audit import audit_change, audit_delete, audit_import, audit_requeue
-from curation.services.url_import import UrlFetcher, UrlFetchError, parse_url_list
-from worker.engine.images import ImageLimits, InvalidImageError, probe_image, probe_image_bytes
+from curation.services.sources.common import FORMAT_EXTENSIONS as FORMAT_EXTENSIONS
+from curation.services.sources.common import IMPORT_BATCH, ImportStopped, SourceError
+from curation.services.sources.common import ProgressCallback as ProgressCallback
+from curation.services.sources.common import download_image as _download
+from curation.services.sources.common import finish_import as _finish_import
+from curation.services.sources.common import record_batch as _record_batch
+from curation.services.sources.common import still_importing as _still_importing
+from curation.services.sources.img2dataset import import_img2dataset
+from curation.services.sources.tables import import_table
+from curation.services.sources.webdataset import import_webdataset
+from curation.services.url_import import UrlFetcher, parse_url_list
+from worker.engine.images import ImageLimits, InvalidImageError, probe_image
 
 logger = logging.getLogger(__name__)
 
-IMPORT_BATCH = 256
 # While listing a folder, look for a cancellation (and beat the heartbeat) this often.
 WALK_CHECK_EVERY = 2000
 URL_DOWNLOAD_WORKERS = 8
-# File extension for each verified format (URL downloads are named <sha256>.<ext>).
-FORMAT_EXTENSIONS = {
-    "JPEG": "jpg",
-    "PNG": "png",
-    "GIF": "gif",
-    "WEBP": "webp",
-    "BMP": "bmp",
-    "TIFF": "tif",
-}
-ProgressCallback = Callable[[int, int], None]
-
-
-class ImportStopped(Exception):
-    """The dataset left IMPORTING (cancelled) while the worker was importing it."""
 
 
 def _image_limits() -> ImageLimits:
@@ -117,9 +112,15 @@ def _never_importable(path: Path) -> bool:
 
 
 def dataset_create_from_folder(
-    *, name: str, folder: str, created_by: User | None = None, queue: bool = True
+    *,
+    name: str,
+    folder: str,
+    created_by: User | None = None,
+    queue: bool = True,
+    class_folders: bool = False,
 ) -> Dataset:
-    """Record a dataset whose images stay in a server folder; the import runs as a task."""
+    """Record a dataset whose images stay in a server folder; the import runs as a task.
+    class_folders (ImageFolder): each first-level folder's name is its images' class label."""
     path = _check_import_folder(folder)
     dataset = Dataset(
         name=_check_name_free(name),
@@ -127,6 +128,7 @@ def dataset_create_from_folder(
         source=str(path),
         root_path=str(path),
         created_by=created_by,
+        options={"class_folders": True} if class_folders else {},
     )
     dataset.full_clean()
     with transaction.atomic():
@@ -210,15 +212,6 @@ def _queue_import(dataset: Dataset) -> None:
     dispatch.send_on_commit(dispatch.IMPORT_DATASET, [dataset.pk])
 
 
-def _still_importing(dataset_id: int) -> bool:
-    """Beat the import's heartbeat; False once it was cancelled (one query for both)."""
-    return bool(
-        Dataset.objects.filter(pk=dataset_id, state=Dataset.State.IMPORTING).update(
-            heartbeat_at=timezone.now()
-        )
-    )
-
-
 def _iter_folder_files(root: Path) -> Iterator[tuple[str, str | None]]:
     """Yield (relative path, problem) for every file under root, without leaving it."""
     for directory, subdirs, files in os.walk(root, followlinks=False):
@@ -289,7 +282,17 @@ def dataset_import(
             return _import_url_list(
                 dataset, progress=progress, fetcher=url_fetcher or _url_fetcher()
             )
+        if dataset.source_kind == Dataset.SourceKind.TABLE:
+            return import_table(dataset, progress=progress, fetcher=url_fetcher or _url_fetcher())
+        if dataset.source_kind == Dataset.SourceKind.WEBDATASET:
+            return import_webdataset(dataset, progress=progress)
+        if dataset.source_kind == Dataset.SourceKind.IMG2DATASET:
+            return import_img2dataset(dataset, progress=progress)
         return _import_files(dataset, progress=progress)
+    except SourceError as exc:
+        dataset_fail(dataset_id=dataset.pk, reason=str(exc))
+        dataset.refresh_from_db()
+        return dataset
     except ImportStopped:
         logger.info("import of dataset %s stopped: cancelled", dataset.pk)
         # Only a finished extraction gets this far, so its files stay for a resume.
@@ -344,45 +347,6 @@ def _url_fetcher() -> UrlFetcher:
             total_timeout=getattr(settings, "Q16_URL_TOTAL_TIMEOUT", 30.0),
             max_redirects=getattr(settings, "Q16_URL_MAX_REDIRECTS", 5),
         )
-    )
-
-
-def _download(
-    index: int, url: str, problem: str | None, root: Path, fetcher: UrlFetcher, limits: ImageLimits
-) -> Image:
-    """Fetch, validate and store one URL; a failure becomes a failed image with the reason."""
-    failed_path = f"[url {index}] {url}"[:1024]
-    if problem is None:
-        try:
-            data = fetcher.fetch(url).data
-            info = probe_image_bytes(data, limits=limits)
-        except UrlFetchError as exc:
-            problem = exc.reason
-        except InvalidImageError as exc:
-            problem = exc.reason
-    if problem is not None:
-        return Image(
-            relative_path=failed_path,
-            source_url=url[:2048],
-            status=Image.Status.FAILED,
-            error=problem[:500],
-        )
-    # A safe name from the list position, the content hash and the verified format,
-    # never from the URL: <line>-<sha256>.<ext>. Written atomically (rename).
-    relative = f"{index:07d}-{info.sha256}.{FORMAT_EXTENSIONS.get(info.format, 'img')}"
-    partial = root / f".{relative}.{uuid.uuid4().hex}.part"
-    partial.write_bytes(data)
-    os.replace(partial, root / relative)
-    return Image(
-        relative_path=relative,
-        source_url=url[:2048],
-        sha256=info.sha256,
-        phash=info.phash,
-        width=info.width,
-        height=info.height,
-        format=info.format,
-        bytes=info.bytes,
-        status=Image.Status.OK,
     )
 
 
@@ -450,33 +414,6 @@ def _collect_candidates(dataset: Dataset) -> list[tuple[str, str | None]]:
 def _extracted_earlier(dataset: Dataset) -> bool:
     """The uploaded archive is gone (deleted when the import stopped) but its files are not."""
     return not Path(dataset.source).exists() and Path(dataset.root_path).is_dir()
-
-
-def _record_batch(dataset: Dataset, rows: list[Image]) -> None:
-    """Record a batch of probed files; rows an interrupted run already wrote are kept."""
-    for row in rows:
-        row.dataset = dataset
-    Image.objects.bulk_create(rows, ignore_conflicts=True)
-    _refresh_import_counts(dataset)
-
-
-def _finish_import(dataset: Dataset, *, what: str) -> None:
-    _refresh_import_counts(dataset)
-    # Only from IMPORTING: a cancellation after the last batch stays a cancellation.
-    Dataset.objects.filter(pk=dataset.pk, state=Dataset.State.IMPORTING).update(
-        state=Dataset.State.READY, import_finished_at=timezone.now()
-    )
-    dataset.refresh_from_db()
-    logger.info(
-        "imported dataset %s: %s %s, %s failed", dataset.pk, dataset.total, what, dataset.failed
-    )
-
-
-def _refresh_import_counts(dataset: Dataset) -> None:
-    images = Image.objects.filter(dataset=dataset)
-    Dataset.objects.filter(pk=dataset.pk).update(
-        processed=images.count(), failed=images.filter(status=Image.Status.FAILED).count()
-    )
 
 
 def dataset_delete(*, dataset: Dataset, actor: User | None = None) -> None:

@@ -99,6 +99,10 @@ MATRIX: tuple[Case, ...] = (
     html("audit-log-export", "get", ADMIN_ONLY_HTML),
     # Review settings page and Users pages (admins). An empty password form generates one.
     html("dataset-review-settings", "get", ADMIN_ONLY_HTML, args=("dataset",)),
+    html("dataset-report", "get", ADMIN_ONLY_HTML, args=("dataset",)),
+    html("dataset-report-html", "get", ADMIN_ONLY_HTML, args=("dataset",)),
+    html("dataset-report-pdf", "get", ADMIN_ONLY_HTML, args=("dataset",)),
+    html("dataset-report-answer", "post", ADMIN_ONLY_FORM, args=("dataset",)),
     html("dataset-review-settings", "post", ADMIN_ONLY_FORM, args=("dataset",)),
     html("user-list", "get", ADMIN_ONLY_HTML),
     html("user-list", "post", ADMIN_ONLY_FORM),
@@ -118,6 +122,8 @@ MATRIX: tuple[Case, ...] = (
     api("api-dataset", "get", ADMIN_ONLY_API, args=("dataset",)),
     api("api-dataset-images", "get", ADMIN_ONLY_API, args=("dataset",)),
     api("api-dataset-cancel-import", "post", ADMIN_ONLY_STATE_ACTION, args=("dataset",)),
+    # The world's dataset is a finished folder import: an admin may import it again.
+    api("api-dataset-reimport", "post", ADMIN_ONLY_API, args=("dataset",)),
     api("api-dataset-resume-import", "post", ADMIN_ONLY_STATE_ACTION, args=("dataset",)),
     api("api-dataset-reviewers", "get", ADMIN_ONLY_API, args=("dataset",)),
     api(

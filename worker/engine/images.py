@@ -28,6 +28,8 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from worker.engine.locators import ImageLocator, read_image_bytes
+
 __all__ = [
     "DEFAULT_ALLOWED_FORMATS",
     "ImageInfo",
@@ -314,7 +316,7 @@ def probe_image(path: str | Path, *, limits: ImageLimits = _DEFAULT_LIMITS) -> I
 
 
 def load_rgb(
-    source: str | Path | bytes,
+    source: str | Path | bytes | ImageLocator,
     *,
     target_size: int | None = None,
     max_pixels: int = _DEFAULT_LIMITS.max_pixels,
@@ -323,7 +325,8 @@ def load_rgb(
     """Decode an image for the model: first frame, upright, 8-bit RGB.
 
     Args:
-        source: a file path or the file's bytes.
+        source: a file path, the file's bytes, or an ImageLocator (a container member is
+            read by a range read; a loose-file locator is opened as its path).
         target_size: the model's input side; when given, JPEGs are decoded at the
             smallest DCT scale (1/2, 1/4, 1/8) that keeps both sides >= target_size.
             The image is not resized further here (the model's transform does it).
@@ -341,6 +344,16 @@ def load_rgb(
     if target_size is not None and target_size <= 0:
         raise ValueError(f"target_size must be positive, got {target_size}")
     fp: IO[bytes]
+    if isinstance(source, ImageLocator):
+        if not source.is_member:
+            source = source.path_or_url
+        else:
+            try:
+                source = read_image_bytes(source)
+            except FileNotFoundError as exc:
+                raise InvalidImageError("container not found") from exc
+            except OSError as exc:
+                raise InvalidImageError(f"unreadable container member: {exc}") from exc
     if isinstance(source, bytes | bytearray | memoryview):
         if len(source) == 0:
             raise InvalidImageError("empty file")

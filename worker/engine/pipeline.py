@@ -26,6 +26,7 @@ import torch
 
 from .clip import ClipModel
 from .images import InvalidImageError, load_rgb
+from .locators import ImageLocator
 
 __all__ = ["EncodeResult", "default_decode_workers", "encode_files"]
 
@@ -66,7 +67,7 @@ def default_decode_workers() -> int:
     return max(1, (usable or 2) - 1)
 
 
-def _prepare(clip: ClipModel, source: str | Path) -> _Prepared:
+def _prepare(clip: ClipModel, source: str | Path | ImageLocator) -> _Prepared:
     """Decode and preprocess one file; never raises (failures become reasons)."""
     started = time.perf_counter()
     try:
@@ -86,7 +87,7 @@ def _prepare(clip: ClipModel, source: str | Path) -> _Prepared:
 
 def encode_files(
     clip: ClipModel,
-    sources: Sequence[str | Path],
+    sources: Sequence[str | Path | ImageLocator],
     *,
     batch_size: int = 64,
     decode_workers: int | None = None,
@@ -104,7 +105,7 @@ def encode_files(
 
     Args:
         clip: the loaded model.
-        sources: file paths.
+        sources: file paths, or ImageLocators (container members are range-read).
         batch_size: images per forward pass.
         decode_workers: decode threads; default :func:`default_decode_workers`.
         on_batch: called after each batch with the number of input files handled

@@ -16,16 +16,38 @@ from curation.services.datasets import (
     dataset_create_from_folder,
     dataset_import,
 )
+from curation.services.sources.create import dataset_create_from_source, dataset_reimport
 
 
 class Command(BaseCommand):
-    help = "Create a dataset from a server folder or a zip archive and import its images."
+    help = (
+        "Create a dataset from a server folder, a zip or tar archive, WebDataset shards, a URL "
+        "table or an img2dataset folder, and import its images (--into: import a finished "
+        "dataset's source again, adding only what is new)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="Name of the new dataset.")
         source = parser.add_mutually_exclusive_group(required=True)
         source.add_argument("--folder", help="Absolute path of a folder of images.")
-        source.add_argument("--archive", help="Path of a .zip archive of images.")
+        source.add_argument("--archive", help="Path of a .zip or .tar(.gz) archive of images.")
+        source.add_argument(
+            "--shards", help="WebDataset shards: paths or URLs, brace patterns ({00000..00099})."
+        )
+        source.add_argument("--url-table", help="A CSV, TSV, JSONL or Parquet table of URLs.")
+        source.add_argument("--img2dataset", help="An img2dataset output folder.")
+        source.add_argument(
+            "--into", action="store_true", help="Re-import the existing dataset NAME's source."
+        )
+        parser.add_argument("--url-column", default="url", help="URL column of --url-table.")
+        parser.add_argument(
+            "--table-format", default="", choices=["", "csv", "tsv", "jsonl", "parquet"]
+        )
+        parser.add_argument(
+            "--class-folders",
+            action="store_true",
+            help="--folder: each first-level folder's name is its images' class label.",
+        )
         parser.add_argument(
             "--queue", action="store_true", help="Hand the import to a Celery worker and follow it."
         )
@@ -35,8 +57,34 @@ class Command(BaseCommand):
         self, *args, name: str, folder: str | None, archive: str | None, queue: bool, **options
     ):
         try:
-            if folder:
-                dataset = dataset_create_from_folder(name=name, folder=folder, queue=queue)
+            if options["into"]:
+                existing = Dataset.objects.filter(name=name).first()
+                if existing is None:
+                    raise CommandError(f"No dataset named {name!r}.")
+                dataset = dataset_reimport(dataset=existing, queue=queue)
+            elif options["shards"] or options["img2dataset"]:
+                dataset = dataset_create_from_source(
+                    name=name,
+                    shards=options["shards"] or "",
+                    img2dataset_folder=options["img2dataset"] or "",
+                    queue=queue,
+                )
+            elif options["url_table"]:
+                table = Path(options["url_table"])
+                if not table.is_file():
+                    raise CommandError(f"{table} is not a file.")
+                with open(table, "rb") as handle:
+                    dataset = dataset_create_from_source(
+                        name=name,
+                        url_table=File(handle, name=table.name),
+                        url_column=options["url_column"],
+                        table_format=options["table_format"],
+                        queue=queue,
+                    )
+            elif folder:
+                dataset = dataset_create_from_folder(
+                    name=name, folder=folder, queue=queue, class_folders=options["class_folders"]
+                )
             elif archive:
                 path = Path(archive)
                 if not path.is_file():

@@ -9,6 +9,7 @@ from curation.errors import DomainError
 from curation.management.cli import resolve_dataset
 from curation.models import Export
 from curation.services.exports import export_create
+from curation.storage import stored_open
 from labels.exports import export_build
 
 
@@ -42,6 +43,7 @@ class Command(BaseCommand):
             raise CommandError(f"Export failed: {export.error}")
         target = export.file_path
         if options["output"]:
-            shutil.copyfile(export.file_path, options["output"])
+            with stored_open(export.file_path) as source, open(options["output"], "wb") as sink:
+                shutil.copyfileobj(source, sink)
             target = options["output"]
         self.stdout.write(self.style.SUCCESS(f"Exported {export.rows} rows to {target}"))
