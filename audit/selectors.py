@@ -18,13 +18,12 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
 from audit.models import AuditEvent
+from audit.spreadsheet import spreadsheet_cell
 
 CSV_HEADER = [
     "time", "actor", "action", "object_type", "object_id", "object",
     "before", "after", "details",
 ]  # fmt: skip
-# A cell starting with one of these is a formula to a spreadsheet: written with a quote first.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 VALUE_SHOWN_CHARS = 300
 # Events without an actor (the system, a command), in the actor filter and the CSV. Never a
 # username: Django's usernames have no parentheses.
@@ -162,8 +161,7 @@ def audit_event_changes(event: AuditEvent) -> list[Change]:
 
 
 def _cell(value: Any) -> str:
-    text = value if isinstance(value, str) else "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return spreadsheet_cell(value)
 
 
 def _json_cell(value: Any) -> str:

@@ -13,6 +13,7 @@ import logging
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
+from audit.spreadsheet import spreadsheet_cell
 from curation.models import Export, Image, Score
 from curation.storage import EXPORTS, stored_write
 from reviewer.models import Decision, ReviewItem
@@ -82,7 +83,14 @@ def export_build(*, export_id: int) -> Export:
     if export.format == Export.Format.CSV:
         writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        # Paths and URLs come from the dataset's owners: no cell may run as a formula.
+        writer.writerows(
+            {
+                key: spreadsheet_cell(value) if isinstance(value, str) else value
+                for key, value in row.items()
+            }
+            for row in rows
+        )
     else:
         json.dump(
             {
