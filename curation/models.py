@@ -3,9 +3,6 @@ exports."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -168,39 +165,16 @@ class Embedding(models.Model):
             models.UniqueConstraint(fields=["model_key", "sha256"], name="embedding_unique_key"),
         ]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # vector=<float16 bytes> on a new instance: save() writes it as a one-row shard.
-        self._pending_vector: bytes | None = None
-        super().__init__(*args, **kwargs)
-
     def __str__(self) -> str:
         return f"{self.model_key} {self.sha256[:12]}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self._pending_vector is not None and self.shard_id is None:
-            from curation.shard_files import shard_file_write
-
-            row = np.frombuffer(self._pending_vector, dtype="<f2")[None, :]
-            path = shard_file_write(model_key=self.model_key, hashes=[self.sha256], matrix=row)
-            self.shard = EmbeddingShard.objects.create(
-                model_key=self.model_key, dim=row.shape[1], path=path, rows=1
-            )
-            self.row = 0
-        super().save(*args, **kwargs)
-        self._pending_vector = None
-
     @property
     def vector(self) -> bytes:
-        """The float16 bytes of this embedding (worker.engine.store format)."""
-        if self._pending_vector is not None:
-            return self._pending_vector
+        """The float16 bytes of this embedding (worker.engine.store format); writes go
+        through curation.services.embeddings.embeddings_store."""
         from curation.shard_files import shard_file_read
 
         return shard_file_read(self.shard.path).matrix[self.row].tobytes()
-
-    @vector.setter
-    def vector(self, blob: bytes | memoryview) -> None:
-        self._pending_vector = bytes(blob)
 
 
 class PromptVersion(models.Model):

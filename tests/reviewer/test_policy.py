@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curation.models import Embedding, PromptJob, PromptVersion, ScoringRun
+from curation.models import PromptJob, PromptVersion, ScoringRun
+from curation.services.embeddings import embeddings_store
 from curation.services.prompt_policy import prompt_policy_apply
 from curation.services.prompt_versions import prompt_version_activate
 from reviewer.models import ReviewItem, ReviewSettings
 from reviewer.services.decisions import review_decision_record
 from reviewer.services.settings import review_settings_update
 from tests.reviewer.factories import item_of, make_dataset, make_version
-from worker.engine.store import embeddings_to_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -38,9 +38,7 @@ def separable_dataset(*, active_vectors):
         base = np.array([0.0, 1.0]) if i < 6 else np.array([1.0, 0.0])
         vector = base + rng.normal(0, 0.05, 2)
         vector = (vector / np.linalg.norm(vector)).astype(np.float32)[None, :]
-        Embedding.objects.create(
-            model_key=run.model_key, sha256=image.sha256, vector=embeddings_to_bytes(vector)
-        )
+        embeddings_store(model_key=run.model_key, hashes=[image.sha256], matrix=vector)
     return dataset, run, images, version
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from curation.errors import StateConflict, ValidationFailed
-from curation.models import Embedding, Export
+from curation.models import Export
+from curation.services.embeddings import embeddings_store
 from curation.services.exports import export_create
 from labels.exports import export_rows
 from labels.selectors import labelled_embeddings
@@ -18,7 +19,6 @@ from reviewer.services.decisions import review_decision_record, review_decision_
 from reviewer.services.queue import QueueFilters, review_item_next
 from reviewer.services.settings import review_settings_update
 from tests.reviewer.factories import item_of, make_dataset, sha
-from worker.engine.store import embeddings_to_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -195,10 +195,11 @@ def test_undo_reopens_the_item_for_the_reviewer_and_keeps_the_history(reviewer_u
 def test_undo_restores_the_previous_verdict_for_training_and_exports(reviewer_user, admin_user):
     dataset, run, images = make_dataset([0.9, 0.8, 0.7, 0.6])
     for i, image in enumerate(images):
-        Embedding.objects.create(
-            model_key=run.model_key, sha256=image.sha256,
-            vector=embeddings_to_bytes(np.array([[1.0, float(i)]], np.float32) / np.hypot(1, i)),
-        )  # fmt: skip
+        embeddings_store(
+            model_key=run.model_key,
+            hashes=[image.sha256],
+            matrix=np.array([[1.0, float(i)]], np.float32) / np.hypot(1, i),
+        )
     for image, verdict in zip(
         images, ["inappropriate", "inappropriate", "appropriate", "appropriate"], strict=True
     ):
