@@ -93,6 +93,9 @@ class Image(models.Model):
     source_url = models.CharField(max_length=2048, blank=True, default="")
     sha256 = models.CharField(max_length=64, blank=True, db_index=True)
     phash = models.CharField(max_length=16, blank=True)
+    # PDQ (hex, 256 bits) for matching shared hash banks; quality under 50 is unreliable.
+    pdq = models.CharField(max_length=64, blank=True, default="")
+    pdq_quality = models.PositiveSmallIntegerField(null=True, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
     format = models.CharField(max_length=16, blank=True)

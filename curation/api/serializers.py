@@ -37,7 +37,7 @@ class ImageOutput(serializers.ModelSerializer):
     class Meta:
         model = Image
         fields = [
-            "id", "dataset", "relative_path", "source_url", "sha256", "phash", "width",
+            "id", "dataset", "relative_path", "source_url", "sha256", "phash", "pdq", "pdq_quality", "width",
             "height", "format", "bytes", "status", "error",
             "sample_key", "metadata", "container", "member_offset", "member_size", "class_label",
         ]  # fmt: skip

@@ -246,6 +246,8 @@ def _probe(root: Path, relative: str, limits: ImageLimits) -> Image:
         relative_path=relative,
         sha256=info.sha256,
         phash=info.phash,
+        pdq=info.pdq,
+        pdq_quality=info.pdq_quality,
         width=info.width,
         height=info.height,
         format=info.format,

@@ -55,6 +55,7 @@ def test_folder_import_records_bad_files_with_reasons(tmp_path, django_capture_o
         rows["good.png"].height,
     ) == (40, 30)
     assert len(rows["good.png"].sha256) == 64 and len(rows["good.png"].phash) == 16
+    assert len(rows["good.png"].pdq) == 64 and rows["good.png"].pdq_quality is not None
     assert rows["nested/good.jpg"].status == Image.Status.OK
     for name in ("corrupt.jpg", "notes.png", "empty.jpg"):
         assert rows[name].status == Image.Status.FAILED

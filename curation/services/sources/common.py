@@ -144,6 +144,8 @@ def download_image(
         source_url=url[:2048],
         sha256=info.sha256,
         phash=info.phash,
+        pdq=info.pdq,
+        pdq_quality=info.pdq_quality,
         width=info.width,
         height=info.height,
         format=info.format,

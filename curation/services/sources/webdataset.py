@@ -176,6 +176,7 @@ def _row(shard: str, sample: Sample, limits: ImageLimits) -> Image:
             problem = exc.reason
         else:
             row.sha256, row.phash, row.format = info.sha256, info.phash, info.format
+            row.pdq, row.pdq_quality = info.pdq, info.pdq_quality
             row.width, row.height, row.bytes = info.width, info.height, info.bytes
             row.status = Image.Status.OK
     row.error = (problem or "")[:500]
