@@ -5,8 +5,8 @@ millions of images run PostgreSQL, whose per-row write cost (WAL, deferred forei
 checks) is a different limit. This runs the same ``bench_rescore_service`` against a
 scratch database (``q16bench_rescore``, dropped at the end) and prints the figures.
 
-    python -m bench.rescore_pg --n 200000
-    python -m bench.rescore_pg --sizes 100000,1000000   # both in one run, with their ratio
+    python -m bench.rescore_pg                          # 100,000 and 1,000,000, 2 processes
+    python -m bench.rescore_pg --sizes 200000 --processes 1
 
 With several sizes it also prints the cost per image of the largest against the smallest
 (1.0 = flat) and the CPU model from /proc/cpuinfo.
@@ -29,9 +29,16 @@ from bench.review_latency import database_url_for, drop_database, recreate_datab
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.rescore_pg", description=__doc__)
-    parser.add_argument("--n", type=int, default=200_000, help="cached embeddings to rescore")
     parser.add_argument(
-        "--sizes", default="", help="comma-separated sizes measured in one run (overrides --n)"
+        "--sizes",
+        default="100000,1000000",
+        help="comma-separated numbers of cached embeddings, measured in one run",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="processes the chunk ranges run in at once (as Celery workers would; 1: serial)",
     )
     parser.add_argument("--db", default="q16bench_rescore", help="scratch database name")
     parser.add_argument("--threshold", type=float, default=0.5)
@@ -45,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
             setup_django(database_url_for(admin_url, args.db), Path(data_dir))
             from bench.rescore import bench_rescore_service
 
-            sizes = [int(size) for size in args.sizes.split(",") if size] or [args.n]
-            results = [bench_rescore_service(n, 512, threshold=args.threshold) for n in sizes]
+            sizes = [int(size) for size in args.sizes.split(",") if size]
+            results = [
+                bench_rescore_service(n, 512, threshold=args.threshold, processes=args.processes)
+                for n in sizes
+            ]
             from django.db import connections
 
             connections.close_all()
@@ -57,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU: {cpu} ({os.cpu_count()} cores)")
     for result in results:
         print(
-            f"rescore on PostgreSQL: {result['embeddings']:,} embeddings in "
+            f"rescore on PostgreSQL: {result['embeddings']:,} embeddings, "
+            f"{result['processes']} process(es), {result['flagged']:,} flagged, in "
             f"{result['seconds']:.1f} s ({result['embeddings_per_second']:,.0f}/s; projected "
             f"to 1M: {result['projected_1m_seconds']:.0f} s)"
         )
