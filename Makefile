@@ -100,7 +100,7 @@ bench: $(STAMP) ## Run the benchmarks (python -m bench; table + bench/results/<t
 bench-review: $(STAMP) ## Review latency at 1M images on PostgreSQL (python -m bench.review_latency)
 	$(PY) -m bench.review_latency $(BENCH_ARGS)
 
-bench-rescore-pg: $(STAMP) ## The service rescore on PostgreSQL (python -m bench.rescore_pg)
+bench-rescore-pg: $(STAMP) ## Rescore 100,000 and 1,000,000 from shards on PostgreSQL, two processes (python -m bench.rescore_pg)
 	$(PY) -m bench.rescore_pg $(BENCH_ARGS)
 
 # --- Cleaning ---------------------------------------------------------------------------------

@@ -47,6 +47,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rescore-service-n", type=int, default=None, help="embeddings, service path"
     )
+    parser.add_argument(
+        "--rescore-pg-sizes", default=None, help="rescore on PostgreSQL, e.g. 100000,1000000"
+    )
+    parser.add_argument(
+        "--rescore-pg-processes", type=int, default=2, help="processes of the PostgreSQL rescore"
+    )
     parser.add_argument("--train-n", type=int, default=None)
     parser.add_argument("--memory-sizes", default=None, help="two dataset sizes, e.g. 2000,10000")
     parser.add_argument("--memory-model", default="q16-tiny", help="model of the memory runs")
@@ -65,6 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "decode_n": 24 if quick else 96,
         "rescore_n": 20_000 if quick else 1_000_000,
         "rescore_service_n": 3_000 if quick else 1_000_000,
+        "rescore_pg_sizes": "2000,10000" if quick else "100000,1000000",
         "train_n": 2_000 if quick else 10_000,
         "memory_sizes": "100,300" if quick else "2000,10000",
     }
@@ -73,6 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             setattr(args, name, value)
     args.batch_sizes = _int_list(args.batch_sizes)
     args.memory_sizes = _int_list(args.memory_sizes)
+    args.rescore_pg_sizes = _int_list(args.rescore_pg_sizes)
     if len(args.memory_sizes) != 2:
         parser.error("--memory-sizes takes two sizes")
     if args.backends is None:

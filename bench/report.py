@@ -119,6 +119,21 @@ def format_table(report: dict[str, Any]) -> str:
             "<= 30" if e["embeddings"] >= 1_000_000 else "",
             _ok(e["seconds"], 30, higher=False) if e["embeddings"] >= 1_000_000 else "",
         )
+    rescore_pg = report.get("rescore_pg") or {}
+    for r in rescore_pg.get("results", []):
+        add(
+            f"rescore on PostgreSQL {r['embeddings']:,} emb, {r['processes']} processes s",
+            f"{r['seconds']:.2f} ({r['embeddings_per_second']:,.0f}/s)",
+            "<= 10" if r["embeddings"] >= 1_000_000 else "",
+            _ok(r["seconds"], 10, higher=False) if r["embeddings"] >= 1_000_000 else "",
+        )
+    if "cost_per_image_ratio" in rescore_pg:
+        add(
+            "rescore on PostgreSQL, cost per image largest / smallest",
+            f"{rescore_pg['cost_per_image_ratio']:.2f}",
+            "<= 1.1",
+            _ok(rescore_pg["cost_per_image_ratio"], 1.1, higher=False),
+        )
     if "train" in report:
         t = report["train"]
         add(

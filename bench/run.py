@@ -40,6 +40,7 @@ from bench.memory import bench_memory
 from bench.options import parse_args
 from bench.report import TARGETS, format_table, ratios, write_json
 from bench.rescore import bench_rescore_engine, bench_rescore_service
+from bench.rescore_pg import bench_rescore_pg
 from bench.train import bench_train
 
 logger = logging.getLogger("bench")
@@ -207,6 +208,13 @@ def main(argv: list[str] | None = None) -> int:
             ),
         },
     )
+    runner.section(
+        "rescore_pg",
+        lambda: bench_rescore_pg(
+            sizes=args.rescore_pg_sizes, processes=args.rescore_pg_processes,
+            threshold=args.threshold,
+        ),
+    )  # fmt: skip
     runner.section("train", lambda: bench_train(args.train_n, 512))
 
     def memory() -> dict[str, Any]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from django.dispatch import Signal
 
 # A chunk's scores were written. Sent inside the chunk's final transaction with
-# run=<ScoringRun> and scores={image id: p_inappropriate}; the review app creates,
-# updates and withdraws review items from them.
+# run=<ScoringRun>, the chunk's first_image_id and last_image_id (its id range) and
+# image_ids / probabilities (aligned numpy arrays, int64 and float64: the scores just
+# stored); the review app creates, updates and withdraws review items from them.
 chunk_scored = Signal()
 
 # A reviewer lost access to a dataset. Sent inside the unassignment's transaction with

@@ -370,10 +370,21 @@ class ScoringChunk(models.Model):
 class Score(models.Model):
     # No index of its own: the (run, image) unique index leads with the run, and one index
     # fewer is a sixth off every score write (a million per run).
+    # No database foreign keys (db_constraint=False) on either reference: PostgreSQL checks
+    # each one per inserted row with a row lock on the referenced row, which measured as
+    # much as the insert itself, twice, at a million rows per rescore. The ORM still
+    # cascades deletes; a score whose run went away mid-write (a dataset deleted while a
+    # chunk committed) is removed by curation.services.orphans.
     run = models.ForeignKey(
-        ScoringRun, on_delete=models.CASCADE, related_name="scores", db_index=False
+        ScoringRun,
+        on_delete=models.CASCADE,
+        related_name="scores",
+        db_index=False,
+        db_constraint=False,
     )
-    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="scores")
+    image = models.ForeignKey(
+        Image, on_delete=models.CASCADE, related_name="scores", db_constraint=False
+    )
     # p[1] of DESIGN.md section 1: probability that the image is inappropriate.
     p_inappropriate = models.FloatField()
 

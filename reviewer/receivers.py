@@ -4,14 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from reviewer.models import ReviewItem
 from reviewer.selectors.verdicts import dataset_review_counts
-from reviewer.services.items import review_items_sync
+from reviewer.services.items import review_items_sync_stored
 
 
-def on_chunk_scored(*, run: Any, scores: dict[int, float], **kwargs: Any) -> None:
+def on_chunk_scored(
+    *,
+    run: Any,
+    first_image_id: int,
+    last_image_id: int,
+    image_ids: np.ndarray,
+    probabilities: np.ndarray,
+    **kwargs: Any,
+) -> None:
     """Create, update and withdraw the chunk's review items, in the chunk's transaction."""
-    review_items_sync(run=run, scores=scores)
+    review_items_sync_stored(
+        run=run,
+        first_image_id=first_image_id,
+        last_image_id=last_image_id,
+        image_ids=image_ids,
+        probabilities=probabilities,
+    )
 
 
 def on_reviewers_unassigned(*, dataset_id: int, user_ids: list[int], **kwargs: Any) -> None:

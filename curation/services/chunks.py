@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from itertools import repeat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,10 +24,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from curation import dispatch
-from curation.bulk import insert_rows
+from curation.bulk import copy_in_columns, select_columns
 from curation.hooks import chunk_scored
 from curation.models import Embedding, EmbeddingShard, Image, Score, ScoringChunk, ScoringRun
-from curation.services.embeddings import embeddings_store, vectors_from_locations
+from curation.services.embeddings import (
+    embeddings_store,
+    vectors_from_locations,
+    vectors_from_shard_rows,
+)
 from curation.services.scoring import STOPPED_STATES, scoring_chunk_assign
 from worker.engine.clip import ClipModel
 from worker.engine.locators import ImageLocator
@@ -59,20 +62,29 @@ class ChunkImage(NamedTuple):
     member_size: int | None = None
 
 
-def _upsert_scores(*, run_id: int, image_ids: list[int], probabilities: list[float]) -> None:
-    """Insert a run's (image id, score) rows, replacing any a redelivered task wrote.
+def _replace_scores(
+    *,
+    run_id: int,
+    first_image_id: int,
+    last_image_id: int,
+    image_ids: np.ndarray,
+    probabilities: np.ndarray,
+) -> None:
+    """Write a chunk's (image id, score) rows, replacing any of the run's scores in its range.
 
-    Plain rows, not Score instances: building instances costs more than the database write
-    itself at a million rows.
+    A chunk's scores commit only with the chunk's DONE (see _write_chunk), so the range is
+    empty unless something wrote there outside this path; deleting it first is what lets
+    the rows go in by COPY, which has no ON CONFLICT. Plain arrays, not Score instances:
+    building instances costs more than the database write itself at a million rows.
     """
-    insert_rows(
+    Score.objects.filter(
+        run_id=run_id, image_id__gte=first_image_id, image_id__lte=last_image_id
+    ).delete()
+    copy_in_columns(
         table=Score._meta.db_table,
         columns=["run_id", "image_id", "p_inappropriate"],
         pg_types=["bigint", "bigint", "float8"],
-        rows=list(zip(repeat(run_id), image_ids, probabilities, strict=False)),
-        on_conflict=(
-            "ON CONFLICT (run_id, image_id) DO UPDATE SET p_inappropriate = excluded.p_inappropriate"
-        ),
+        arrays=[np.full(len(image_ids), run_id, dtype=np.int64), image_ids, probabilities],
     )
 
 
@@ -103,36 +115,46 @@ def scoring_chunk_process(
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    images, cached = _chunk_images(
-        dataset_id=run.dataset_id,
-        model_key=run.model_key,
-        first_image_id=chunk.first_image_id,
-        last_image_id=chunk.last_image_id,
-    )
-    timings["cache_read"] = time.perf_counter() - started
-    vectors, failures, encoded = _embeddings_for(
-        images=images,
-        cached=cached,
-        model_key=run.model_key,
-        dim=run.prompt_version.dim,
-        root=Path(run.dataset.root_path),
-        clip_provider=clip_provider,
-        batch_size=batch_size or settings.Q16_BATCH_SIZE,
-        decode_workers=decode_workers or settings.Q16_DECODE_WORKERS or None,
-        timings=timings,
-        run_id=run.pk,
-        chunk_id=chunk.pk,
-    )
+    if clip_provider is None:
+        image_ids, vectors, failures = _cached_chunk_vectors(
+            run=run, chunk=chunk, dim=run.prompt_version.dim, timings=timings
+        )
+        encoded = 0
+        failed_images = int((~vectors.ok).sum())
+    else:
+        images, cached = _chunk_images(
+            dataset_id=run.dataset_id,
+            model_key=run.model_key,
+            first_image_id=chunk.first_image_id,
+            last_image_id=chunk.last_image_id,
+        )
+        timings["cache_read"] = time.perf_counter() - started
+        vectors, failures, encoded = _embeddings_for(
+            images=images,
+            cached=cached,
+            model_key=run.model_key,
+            dim=run.prompt_version.dim,
+            root=Path(run.dataset.root_path),
+            clip_provider=clip_provider,
+            batch_size=batch_size or settings.Q16_BATCH_SIZE,
+            decode_workers=decode_workers or settings.Q16_DECODE_WORKERS or None,
+            timings=timings,
+            run_id=run.pk,
+            chunk_id=chunk.pk,
+        )
+        image_ids = np.fromiter((image.id for image in images), dtype=np.int64, count=len(images))
+        failed_images = sum(1 for image in images if image.sha256 in failures)
 
     t0 = time.perf_counter()
-    scored_ids = [image.id for image, ok in zip(images, vectors.ok, strict=True) if ok]
+    scored_ids = image_ids if vectors.ok.all() else image_ids[vectors.ok]
     prompts = prompts_from_bytes(bytes(run.prompt_version.vectors))
+    # float64 of the float32 scores: exactly the values the score column stores.
     probabilities = (
         inappropriate_probability(
             vectors.matrix if vectors.ok.all() else vectors.matrix[vectors.ok], prompts
-        ).tolist()
-        if scored_ids
-        else []
+        ).astype(np.float64)
+        if len(scored_ids)
+        else np.zeros(0, dtype=np.float64)
     )
     timings["score"] = time.perf_counter() - t0
 
@@ -141,7 +163,8 @@ def scoring_chunk_process(
         locked = _write_chunk(
             chunk=chunk,
             run=run,
-            images=images,
+            image_count=len(image_ids),
+            failed_images=failed_images,
             scored_ids=scored_ids,
             probabilities=probabilities,
             failures=failures,
@@ -163,9 +186,10 @@ def _write_chunk(
     *,
     chunk: ScoringChunk,
     run: ScoringRun,
-    images: list[ChunkImage],
-    scored_ids: list[int],
-    probabilities: list[float],
+    image_count: int,
+    failed_images: int,
+    scored_ids: np.ndarray,
+    probabilities: np.ndarray,
     failures: dict[str, str],
     encoded: int,
     timings: dict[str, float],
@@ -182,24 +206,34 @@ def _write_chunk(
         state = ScoringRun.objects.values_list("state", flat=True).get(pk=run.pk)
         if state == ScoringRun.State.CANCELLED:
             raise RunStopped(state)
-        _upsert_scores(run_id=run.pk, image_ids=scored_ids, probabilities=probabilities)
+        _replace_scores(
+            run_id=run.pk,
+            first_image_id=chunk.first_image_id,
+            last_image_id=chunk.last_image_id,
+            image_ids=scored_ids,
+            probabilities=probabilities,
+        )
         timings["write_scores"] = time.perf_counter() - t0
         chunk_scored.send(
-            sender=ScoringRun, run=run, scores=dict(zip(scored_ids, probabilities, strict=True))
+            sender=ScoringRun,
+            run=run,
+            first_image_id=chunk.first_image_id,
+            last_image_id=chunk.last_image_id,
+            image_ids=scored_ids,
+            probabilities=probabilities,
         )
-        flagged = sum(1 for p in probabilities if p >= run.threshold)
+        flagged = int((probabilities >= run.threshold).sum())
         timings["write_review_items"] = time.perf_counter() - t0 - timings["write_scores"]
         locked.state = ScoringChunk.State.DONE
         locked.error = "; ".join(f"{sha[:12]}: {reason}" for sha, reason in failures.items())[:5000]
         locked.finished_at = timezone.now()
-        locked.processed = len(images)
+        locked.processed = image_count
         locked.save(update_fields=["state", "error", "finished_at", "processed"])
-        failed_images = sum(1 for image in images if image.sha256 in failures)
         timings["write"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
         _add_chunk_to_run(
             run_id=run.pk,
-            processed=len(images),
+            processed=image_count,
             failed=failed_images,
             flagged=flagged,
             encoded=encoded,
@@ -209,13 +243,67 @@ def _write_chunk(
         "run %s chunk %s: %s images, %s encoded, %s failed, %s flagged, %s",
         run.pk,
         chunk.index,
-        len(images),
+        image_count,
         encoded,
         failed_images,
         flagged,
         {k: round(v, 3) for k, v in timings.items()},
     )
     return locked
+
+
+def _cached_chunk_vectors(
+    *, run: ScoringRun, chunk: ScoringChunk, dim: int, timings: dict[str, float]
+) -> tuple[np.ndarray, ChunkVectors, dict[str, str]]:
+    """A rescore chunk's valid image ids and their cached embeddings; failures by hash.
+
+    The references come back as three integer columns (image id, shard id, row) parsed by
+    numpy (binary COPY on PostgreSQL): a million images per rescore make any per-row
+    Python, or a shard path repeated per row, the largest cost of the read.
+    """
+    t0 = time.perf_counter()
+    image_table = connection.ops.quote_name(Image._meta.db_table)
+    embedding_table = connection.ops.quote_name(Embedding._meta.db_table)
+    if connection.vendor == "postgresql":
+        # One index probe per image, whatever the size of the embedding table: given a plain
+        # join, the planner hashes the chunk and scans every embedding of the model per
+        # chunk, which made the cost per image grow with the cache (the key is unique, so
+        # LIMIT 1 changes nothing else).
+        join = (
+            f"LEFT JOIN LATERAL (SELECT e.shard_id, e.row FROM {embedding_table} e "
+            "WHERE e.model_key = %s AND e.sha256 = i.sha256 LIMIT 1) e ON true"
+        )
+    else:
+        join = f"LEFT JOIN {embedding_table} e ON e.model_key = %s AND e.sha256 = i.sha256"
+    located = select_columns(
+        sql=(
+            "SELECT i.id, COALESCE(e.shard_id, -1), CAST(COALESCE(e.row, -1) AS bigint) "
+            f"FROM {image_table} i {join} "
+            "WHERE i.dataset_id = %s AND i.status = %s AND i.id >= %s AND i.id <= %s"
+        ),
+        params=[
+            run.model_key,
+            run.dataset_id,
+            Image.Status.OK,
+            chunk.first_image_id,
+            chunk.last_image_id,
+        ],
+        pg_types=["bigint", "bigint", "bigint"],
+    )
+    timings["locate"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    image_ids = np.ascontiguousarray(located[:, 0])
+    matrix, ok = vectors_from_shard_rows(shard_ids=located[:, 1], rows=located[:, 2], dim=dim)
+    timings["cache_read"] = time.perf_counter() - t0
+    failures: dict[str, str] = {}
+    if not ok.all():
+        missing = image_ids[~ok].tolist()
+        for start in range(0, len(missing), 1000):
+            for sha in Image.objects.filter(pk__in=missing[start : start + 1000]).values_list(
+                "sha256", flat=True
+            ):
+                failures[sha] = "no cached embedding for this model"
+    return image_ids, ChunkVectors(matrix=matrix, ok=ok), failures
 
 
 def _chunk_images(

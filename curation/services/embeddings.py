@@ -97,3 +97,53 @@ def cached_vectors(*, model_key: str, dim: int, hashes: Sequence[str]) -> dict[s
         ).values_list("sha256", "shard__path", "row")
     matrix, _ = vectors_from_locations(locations=[(path, row) for _, path, row in found], dim=dim)
     return {sha: matrix[i] for i, (sha, _, _) in enumerate(found)}
+
+
+def vectors_from_shard_rows(
+    *, shard_ids: np.ndarray, rows: np.ndarray, dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) float32 of the embeddings at (shard id, row), and which were found (shard id
+    -1: not cached).
+
+    Each shard is read once; a run of consecutive rows (a chunk rescoring the shard its
+    first scoring wrote) is one slice copy, anything else one fancy-indexed gather.
+    """
+    matrix = np.zeros((len(shard_ids), dim), dtype=np.float32)
+    ok = shard_ids >= 0
+    if not ok.any():
+        return matrix, ok
+    order = np.argsort(shard_ids, kind="stable")
+    sorted_ids = shard_ids[order]
+    wanted = np.unique(sorted_ids[sorted_ids >= 0])
+    paths = dict(EmbeddingShard.objects.filter(pk__in=wanted.tolist()).values_list("id", "path"))
+    starts = np.searchsorted(sorted_ids, wanted, side="left")
+    stops = np.searchsorted(sorted_ids, wanted, side="right")
+    for shard_id, start, stop in zip(wanted.tolist(), starts.tolist(), stops.tolist(), strict=True):
+        targets = order[start:stop]
+        if shard_id not in paths:
+            ok[targets] = False  # the reference's shard row went away meanwhile
+            continue
+        shard = shard_file_read(paths[shard_id])
+        if shard.dim != dim:
+            raise ValueError(
+                f"embedding shard {paths[shard_id]} is {shard.dim}-dimensional, not {dim}"
+            )
+        shard_rows = rows[targets]
+        if int(shard_rows.max()) >= shard.count or int(shard_rows.min()) < 0:
+            raise ValueError(
+                f"embedding shard {paths[shard_id]} has {shard.count} rows, a reference "
+                f"points at row {int(shard_rows.max())}"
+            )
+        first_target, first_row, count = int(targets[0]), int(shard_rows[0]), len(targets)
+        if (
+            int(targets[-1]) - first_target == count - 1
+            and int(shard_rows[-1]) - first_row == count - 1
+            and (np.diff(targets) == 1).all()
+            and (np.diff(shard_rows) == 1).all()
+        ):
+            matrix[first_target : first_target + count] = shard.matrix[
+                first_row : first_row + count
+            ]
+        else:
+            matrix[targets] = shard.matrix[shard_rows]
+    return matrix, ok

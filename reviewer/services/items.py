@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
 from django.db import connection
 from django.utils import timezone
 
 from curation.bulk import insert_rows, update_rows
-from curation.models import ScoringRun
-from reviewer.models import (
-    ReviewItem,
-)
+from curation.models import Score, ScoringRun
+from reviewer.models import ReviewItem
 
 
-def review_items_sync(*, run: ScoringRun, scores: dict[int, float]) -> int:
+def review_items_sync(*, run: ScoringRun, scores: Mapping[int, float]) -> int:
     """Create or update review items from a chunk's scores; returns how many were flagged.
 
     Flagged images (score >= threshold) get a pending item, or keep their item with the
@@ -20,16 +22,101 @@ def review_items_sync(*, run: ScoringRun, scores: dict[int, float]) -> int:
     items excepted: they are below the threshold by design); decided items keep their
     verdicts whatever the new score.
 
-    Plain rows and executemany, not model instances and bulk_update: a rescore of a
-    million images passes through here in 20,000-score chunks.
+    Row by row (plain rows and executemany), for scores that are not stored: a scoring
+    chunk's stored scores go through review_items_sync_stored instead.
     """
     if not scores:
         return 0
+    ids = list(scores)
+    _sync_row_by_row(run=run, first_image_id=min(ids), last_image_id=max(ids), scores=scores)
+    return sum(1 for p in scores.values() if p >= run.threshold)
+
+
+def review_items_sync_stored(
+    *,
+    run: ScoringRun,
+    first_image_id: int,
+    last_image_id: int,
+    image_ids: np.ndarray,
+    probabilities: np.ndarray,
+) -> int:
+    """review_items_sync for scores just stored for the run's images in one id range (a
+    chunk's), also given as aligned arrays; returns how many were flagged.
+
+    PostgreSQL: two set-based statements over the stored scores (one UPDATE of the range's
+    items, one INSERT of the newly flagged), whatever the chunk's size: a rescore of a
+    million images passes through here in 20,000-score chunks. Elsewhere: row by row.
+    """
+    if len(image_ids) == 0:
+        return 0
+    if connection.vendor == "postgresql":
+        _sync_set_based(run=run, first_image_id=first_image_id, last_image_id=last_image_id)
+    else:
+        _sync_row_by_row(
+            run=run,
+            first_image_id=first_image_id,
+            last_image_id=last_image_id,
+            scores=dict(zip(image_ids.tolist(), probabilities.tolist(), strict=True)),
+        )
+    return int((probabilities >= run.threshold).sum())
+
+
+def _sync_set_based(*, run: ScoringRun, first_image_id: int, last_image_id: int) -> None:
+    """The rules of _sync_row_by_row as two statements over the run's stored scores."""
+    table = connection.ops.quote_name(ReviewItem._meta.db_table)
+    score_table = connection.ops.quote_name(Score._meta.db_table)
+    # Python's p >= threshold: PostgreSQL orders NaN above every number, Python never flags it.
+    flagged = "(s.p_inappropriate >= %(threshold)s AND s.p_inappropriate <> 'NaN'::float8)"
+    # Falls below the threshold while waiting (audit items excepted): withdrawn, lease freed.
+    withdraw = f"(ri.state = %(pending)s AND NOT {flagged} AND NOT ri.is_audit)"
+    scores_in_range = (
+        f"{score_table} AS s WHERE s.run_id = %(run)s "
+        "AND s.image_id >= %(first)s AND s.image_id <= %(last)s"
+    )
+    update = (
+        f"UPDATE {table} AS ri SET score = s.p_inappropriate, "
+        "margin = abs(s.p_inappropriate - %(threshold)s), run_id = %(run)s, "
+        f"state = CASE WHEN ri.state = %(withdrawn)s AND {flagged} THEN %(pending)s "
+        f"WHEN {withdraw} THEN %(withdrawn)s ELSE ri.state END, "
+        f"leased_by_id = CASE WHEN {withdraw} THEN NULL ELSE ri.leased_by_id END, "
+        f"lease_expires_at = CASE WHEN {withdraw} THEN NULL ELSE ri.lease_expires_at END "
+        f"FROM {scores_in_range} AND ri.image_id = s.image_id AND ri.dataset_id = %(dataset)s "
+        "AND ri.image_id >= %(first)s AND ri.image_id <= %(last)s"
+    )
+    # Images are unique per item, so "no item yet" is a NOT EXISTS on the image; new items
+    # are made in image order, as review_items_sync makes them.
+    insert = (
+        f"INSERT INTO {table} (dataset_id, image_id, score, margin, run_id, is_audit, state, "
+        "created_at) SELECT %(dataset)s, s.image_id, s.p_inappropriate, "
+        "abs(s.p_inappropriate - %(threshold)s), %(run)s, false, %(pending)s, %(created)s "
+        f"FROM {scores_in_range} AND {flagged} "
+        f"AND NOT EXISTS (SELECT 1 FROM {table} AS ri WHERE ri.image_id = s.image_id) "
+        "ORDER BY s.image_id ON CONFLICT DO NOTHING"
+    )
+    params: dict[str, Any] = {
+        "threshold": float(run.threshold),
+        "run": run.pk,
+        "dataset": run.dataset_id,
+        "pending": ReviewItem.State.PENDING.value,
+        "withdrawn": ReviewItem.State.WITHDRAWN.value,
+        "first": int(first_image_id),
+        "last": int(last_image_id),
+        "created": timezone.now(),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(update, params)
+        cursor.execute(insert, params)
+
+
+def _sync_row_by_row(
+    *, run: ScoringRun, first_image_id: int, last_image_id: int, scores: Mapping[int, float]
+) -> None:
+    """The rules of review_items_sync with plain rows and executemany (SQLite)."""
     threshold = run.threshold
     flagged = {image_id for image_id, p in scores.items() if p >= threshold}
     # An id range, not an IN list of thousands of ids (chunks are contiguous id ranges).
     existing = ReviewItem.objects.filter(
-        dataset_id=run.dataset_id, image_id__gte=min(scores), image_id__lte=max(scores)
+        dataset_id=run.dataset_id, image_id__gte=first_image_id, image_id__lte=last_image_id
     ).values_list("id", "image_id", "state", "is_audit")
     rescored: list[tuple[int, float, float, int]] = []
     restored: list[int] = []
@@ -99,4 +186,3 @@ def review_items_sync(*, run: ScoringRun, scores: dict[int, float]) -> int:
         ReviewItem.objects.filter(
             id__in=withdrawn[start : start + 1000], state=ReviewItem.State.PENDING
         ).update(state=ReviewItem.State.WITHDRAWN, leased_by=None, lease_expires_at=None)
-    return len(flagged)

@@ -16,7 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SECTIONS = ("model", "end_to_end", "naive", "decode", "rescore", "train", "memory", "ratios")
+SECTIONS = (
+    "model", "end_to_end", "naive", "decode", "rescore", "rescore_pg", "train", "memory", "ratios"
+)  # fmt: skip
 
 
 def _numbers(value: object) -> list[float]:
@@ -82,6 +84,10 @@ def test_quick_run_reports_every_section_with_positive_numbers(quick_report: dic
     }
     for name in ("service", "engine_bulk"):
         assert quick_report["rescore"][name]["seconds"] > 0
+    rescore_pg = quick_report["rescore_pg"]
+    assert [r["embeddings"] for r in rescore_pg["results"]] == [2000, 10000]
+    assert all(r["seconds"] > 0 and r["flagged"] > 0 for r in rescore_pg["results"])
+    assert rescore_pg["cost_per_image_ratio"] > 0
     assert quick_report["train"]["seconds"] > 0
     memory = quick_report["memory"]
     assert memory["peak_rss_mib_small"] > 0 and memory["peak_rss_mib_large"] > 0

@@ -1,4 +1,5 @@
-"""review_items_sync and the many-row statements under it, on PostgreSQL (the test database)
+"""review_items_sync (row by row), review_items_sync_stored (set-based over stored scores, what a
+scoring chunk uses) and the many-row statements under them, on PostgreSQL (the test database)
 and on SQLite (the embedded default, in a subprocess with its own database file)."""
 
 from __future__ import annotations
@@ -7,13 +8,15 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from django.utils import timezone
 
 from curation.bulk import insert_rows, update_rows
 from curation.models import Score
+from curation.services.chunks import _replace_scores
 from reviewer.models import ReviewItem
-from reviewer.services.items import review_items_sync
+from reviewer.services.items import review_items_sync, review_items_sync_stored
 from tests.conftest import REPO_ROOT
 from tests.reviewer.factories import make_dataset
 
@@ -27,8 +30,28 @@ def _states(dataset) -> dict[int, tuple[str, float, float, int | None]]:
     }
 
 
+def _sync(path: str, *, run, scores: dict[int, float]) -> int:
+    """Sync through one path: a plain dict, or scores stored as a chunk stores them."""
+    if path == "dict":
+        return review_items_sync(run=run, scores=scores)
+    ids = np.array(sorted(scores), dtype=np.int64)
+    ps = np.array([scores[i] for i in ids.tolist()], dtype=np.float64)
+    _replace_scores(
+        run_id=run.pk, first_image_id=int(ids[0]), last_image_id=int(ids[-1]),
+        image_ids=ids, probabilities=ps,
+    )  # fmt: skip
+    return review_items_sync_stored(
+        run=run, first_image_id=int(ids[0]), last_image_id=int(ids[-1]),
+        image_ids=ids, probabilities=ps,
+    )  # fmt: skip
+
+
+PATHS = pytest.mark.parametrize("path", ["dict", "stored"])
+
+
 @pytest.mark.django_db
-def test_sync_creates_rescores_withdraws_restores_and_spares_audit_items(reviewer_user):
+@PATHS
+def test_sync_creates_rescores_withdraws_restores_and_spares_audit_items(reviewer_user, path):
     # Images 0-2 flagged by the first run; 3 is an audit item; 4 was withdrawn earlier.
     dataset, run, images = make_dataset([0.9, 0.8, 0.7, 0.2, 0.3])
     ids = [image.pk for image in images]
@@ -45,8 +68,10 @@ def test_sync_creates_rescores_withdraws_restores_and_spares_audit_items(reviewe
         threshold=0.6, state=run.State.RUNNING,
     )  # fmt: skip
 
-    flagged = review_items_sync(
-        run=new_run, scores={ids[0]: 0.95, ids[1]: 0.4, ids[2]: 0.65, ids[3]: 0.1, ids[4]: 0.7}
+    flagged = _sync(
+        path,
+        run=new_run,
+        scores={ids[0]: 0.95, ids[1]: 0.4, ids[2]: 0.65, ids[3]: 0.1, ids[4]: 0.7},
     )
 
     assert flagged == 3
@@ -62,12 +87,11 @@ def test_sync_creates_rescores_withdraws_restores_and_spares_audit_items(reviewe
 
 
 @pytest.mark.django_db
-def test_sync_creates_items_only_for_flagged_images_without_one():
+@PATHS
+def test_sync_creates_items_only_for_flagged_images_without_one(path):
     dataset, run, images = make_dataset([0.1, 0.2, 0.3], threshold=0.5)
     assert not ReviewItem.objects.filter(dataset=dataset).exists()
-    flagged = review_items_sync(
-        run=run, scores={images[0].pk: 0.9, images[1].pk: 0.2, images[2].pk: 0.5}
-    )
+    flagged = _sync(path, run=run, scores={images[0].pk: 0.9, images[1].pk: 0.2, images[2].pk: 0.5})
     assert flagged == 2
     items = ReviewItem.objects.filter(dataset=dataset).order_by("image_id")
     assert [(item.image_id, item.state, item.is_audit) for item in items] == [
@@ -76,8 +100,26 @@ def test_sync_creates_items_only_for_flagged_images_without_one():
     ]
     assert all(item.created_at is not None and item.run_id == run.pk for item in items)
     # Idempotent: a redelivered chunk changes nothing.
-    assert review_items_sync(run=run, scores={images[0].pk: 0.9, images[2].pk: 0.5}) == 2
+    assert _sync(path, run=run, scores={images[0].pk: 0.9, images[2].pk: 0.5}) == 2
     assert ReviewItem.objects.filter(dataset=dataset).count() == 2
+
+
+@pytest.mark.django_db
+@PATHS
+def test_sync_keeps_verdicts_and_ignores_other_datasets_and_nan(path):
+    # Decided and disputed items keep their state whatever the score; NaN never flags.
+    dataset, run, images = make_dataset([0.9, 0.9, 0.1, 0.1])
+    other_dataset, other_run, other_images = make_dataset([0.9])
+    ids = [image.pk for image in images]
+    ReviewItem.objects.filter(image=images[0]).update(state=ReviewItem.State.DECIDED)
+    ReviewItem.objects.filter(image=images[1]).update(state=ReviewItem.State.DISPUTED)
+    flagged = _sync(
+        path, run=run, scores={ids[0]: 0.1, ids[1]: 0.2, ids[2]: 0.8, ids[3]: float("nan")}
+    )
+    assert flagged == 1
+    states = dict(ReviewItem.objects.filter(dataset=dataset).values_list("image_id", "state"))
+    assert states == {ids[0]: "decided", ids[1]: "disputed", ids[2]: "pending"}
+    assert ReviewItem.objects.get(image=other_images[0]).run_id == other_run.pk
 
 
 @pytest.mark.django_db
@@ -123,18 +165,25 @@ from tests.reviewer.factories import make_dataset
 from curation.models import Score
 from reviewer.models import ReviewItem
 from reviewer.services.items import review_items_sync
-from curation.services.chunks import _upsert_scores
+import numpy as np
+from reviewer.services.items import review_items_sync_stored
+from curation.services.chunks import _replace_scores
 
 dataset, run, images = make_dataset([0.9, 0.8, 0.2])
 ids = [image.pk for image in images]
-_upsert_scores(run_id=run.pk, image_ids=ids, probabilities=[0.1, 0.7, 0.6])
-_upsert_scores(run_id=run.pk, image_ids=ids[:1], probabilities=[0.2])
+arrays = dict(image_ids=np.array(ids, dtype=np.int64), probabilities=np.array([0.1, 0.7, 0.6]))
+_replace_scores(run_id=run.pk, first_image_id=ids[0], last_image_id=ids[-1], **arrays)
+_replace_scores(run_id=run.pk, first_image_id=ids[0], last_image_id=ids[-1], **arrays)
 scores = dict(Score.objects.filter(run=run).values_list("image_id", "p_inappropriate"))
-assert scores == {ids[0]: 0.2, ids[1]: 0.7, ids[2]: 0.6}, scores
-assert review_items_sync(run=run, scores={ids[0]: 0.2, ids[1]: 0.7, ids[2]: 0.6}) == 2
+assert scores == {ids[0]: 0.1, ids[1]: 0.7, ids[2]: 0.6}, scores
+assert review_items_sync_stored(
+    run=run, first_image_id=ids[0], last_image_id=ids[-1], **arrays
+) == 2
 states = dict(ReviewItem.objects.values_list("image_id", "state"))
 assert states == {ids[0]: "withdrawn", ids[1]: "pending", ids[2]: "pending"}, states
 assert ReviewItem.objects.get(image_id=ids[2]).created_at is not None
+assert review_items_sync(run=run, scores={ids[0]: 0.9}) == 1
+assert ReviewItem.objects.get(image_id=ids[0]).state == "pending"
 print("sqlite-sync-ok")
 """
 
