@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("curation", "0010_embedding_shards"),
+        ("curation", "0011_image_pdq"),
     ]
 
     operations = [
