@@ -272,7 +272,10 @@ class ExportForm(forms.Form):
         help_text="A new folder under the export folders, or an s3:// URL.",
     )
     copy_mode = forms.ChoiceField(
-        choices=Export.CopyMode.choices, initial=Export.CopyMode.COPY, label="Files"
+        choices=Export.CopyMode.choices,
+        initial=Export.CopyMode.COPY,
+        required=False,
+        label="Files",
     )
 
     def export_options(self) -> dict:

@@ -541,7 +541,7 @@ class ExportDownloadApi(AdminAPIView):
         return export_file_response(export, provenance=part == "provenance")
 
 
-EXPORT_CONTENT_TYPES = {
+EXPORT_CONTENT_TYPES: dict[str, str] = {
     Export.Format.CSV: "text/csv",
     Export.Format.HASH_BANK: "text/csv",
     Export.Format.JSON: "application/json",

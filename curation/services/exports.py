@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 MAX_FILTER_VALUES = 100
 # Which cleaned copy each kind of dataset can have: shards stay shards, a URL table stays a
 # table, loose files (folders, archives, downloads) become an ImageFolder tree.
-COPY_KINDS_FOR_SOURCE = {
+COPY_KINDS_FOR_SOURCE: dict[str, set[str]] = {
     Dataset.SourceKind.WEBDATASET: {Export.CopyKind.WEBDATASET},
     Dataset.SourceKind.TABLE: {Export.CopyKind.TABLE, Export.CopyKind.IMAGEFOLDER},
     Dataset.SourceKind.FOLDER: {Export.CopyKind.IMAGEFOLDER},

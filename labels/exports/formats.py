@@ -26,7 +26,7 @@ HASH_BANK_COLUMNS = ("signal_type", "signal_str", "collab", "category", "tags")
 PDQ_SIGNAL_TYPE = "pdq"
 POSITIVE_CLASS = "POSITIVE_CLASS"  # confirmed or matched: known bad
 INVESTIGATION_SEED = "INVESTIGATION_SEED"  # flagged, not yet settled: worth a look
-HASH_LIST_COLUMNS = {
+HASH_LIST_COLUMNS: dict[str, str] = {
     Export.Format.SHA256: "sha256",
     Export.Format.PHASH: "phash",
     Export.Format.PDQ: "pdq",

@@ -79,14 +79,14 @@ def _candidates(export: Export) -> Any:
             ReviewItem.objects.filter(image=OuterRef("pk")).values("is_audit")[:1]
         ),
     )
-    if export.run_id is not None:
-        images = images.annotate(
-            score=Subquery(
-                Score.objects.filter(run_id=export.run_id, image=OuterRef("pk")).values(
-                    "p_inappropriate"
-                )[:1]
-            )
+    # No run yet: Score.run_id IS NULL matches nothing, so every score is None.
+    images = images.annotate(
+        score=Subquery(
+            Score.objects.filter(run_id=export.run_id, image=OuterRef("pk")).values(
+                "p_inappropriate"
+            )[:1]
         )
+    )
     if filters.get("classes"):
         images = images.filter(class_label__in=filters["classes"])
     if filters.get("min_score") is not None or filters.get("max_score") is not None:
@@ -100,7 +100,7 @@ def _candidates(export: Export) -> Any:
     return images.order_by("id").values(
         "id", "sha256", "phash", "pdq", "pdq_quality", "relative_path", "source_url",
         "sample_key", "class_label", "container", "verdict", "category", "review_state",
-        "review_is_audit", *(("score",) if export.run_id is not None else ()),
+        "review_is_audit", "score",
     )  # fmt: skip
 
 
@@ -161,7 +161,7 @@ def export_select(
             continue
         tally = verdict_counts.get(image["id"], Counter())
         total = sum(tally.values())
-        score = image.get("score")
+        score = image["score"]
         rows.append(
             {
                 "image_id": image["id"],
