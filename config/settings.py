@@ -452,6 +452,11 @@ Q16_IMPORT_ROOTS = env_list("Q16_IMPORT_ROOTS", "") or [str(DATA_DIR / "imports"
 # URL prefixes remote sources (WebDataset shards, fsspec URLs such as s3://bucket/prefix/) may
 # come from (comma-separated); empty: no remote imports. fsspec reads its own credentials.
 Q16_IMPORT_URL_PREFIXES = env_list("Q16_IMPORT_URL_PREFIXES", "")
+# Where cleaned copies of datasets may be written (labels/exports/cleaned.py): folders on the
+# server (comma-separated; unset: <Q16_DATA_DIR>/cleaned) and URL prefixes (s3://bucket/...;
+# empty: none). fsspec reads its own credentials.
+Q16_EXPORT_ROOTS = env_list("Q16_EXPORT_ROOTS", "") or [str(DATA_DIR / "cleaned")]
+Q16_EXPORT_URL_PREFIXES = env_list("Q16_EXPORT_URL_PREFIXES", "")
 Q16_MAX_IMAGE_BYTES = env_int("Q16_MAX_IMAGE_BYTES", 50 * 2**20)
 Q16_MAX_IMAGE_PIXELS = env_int("Q16_MAX_IMAGE_PIXELS", 100_000_000)
 Q16_MAX_ARCHIVE_BYTES = env_int("Q16_MAX_ARCHIVE_BYTES", 20 * 2**30)

@@ -251,6 +251,47 @@ class TrainingForm(forms.Form):
 class ExportForm(forms.Form):
     format = forms.ChoiceField(choices=Export.Format.choices, initial=Export.Format.CSV)
     scope = forms.ChoiceField(choices=Export.Scope.choices, initial=Export.Scope.CONFIRMED)
+    categories = forms.CharField(
+        required=False,
+        max_length=5000,
+        label="Categories",
+        help_text="Comma-separated; empty: all.",
+    )
+    classes = forms.CharField(
+        required=False, max_length=20000, label="Classes", help_text="Comma-separated; empty: all."
+    )
+    min_score = forms.FloatField(required=False, min_value=0.0, max_value=1.0, label="Score from")
+    max_score = forms.FloatField(required=False, min_value=0.0, max_value=1.0, label="Score to")
+    copy_kind = forms.ChoiceField(
+        choices=Export.CopyKind.choices, required=False, label="Cleaned copy"
+    )
+    copy_target = forms.CharField(
+        required=False,
+        max_length=2048,
+        label="Copy to",
+        help_text="A new folder under the export folders, or an s3:// URL.",
+    )
+    copy_mode = forms.ChoiceField(
+        choices=Export.CopyMode.choices,
+        initial=Export.CopyMode.COPY,
+        required=False,
+        label="Files",
+    )
+
+    def export_options(self) -> dict:
+        """The cleaned data as export_create's keyword arguments (format and scope aside)."""
+        data = self.cleaned_data
+        return {
+            "filters": {
+                "categories": data.get("categories") or "",
+                "classes": data.get("classes") or "",
+                "min_score": data.get("min_score"),
+                "max_score": data.get("max_score"),
+            },
+            "copy_kind": data.get("copy_kind") or "",
+            "copy_target": data.get("copy_target") or "",
+            "copy_mode": data.get("copy_mode") or Export.CopyMode.COPY,
+        }
 
 
 class ZeroShotForm(forms.Form):

@@ -401,10 +401,29 @@ class Export(models.Model):
     class Format(models.TextChoices):
         CSV = "csv", "CSV"
         JSON = "json", "JSON"
+        JSONL = "jsonl", "JSON Lines"
+        PARQUET = "parquet", "Parquet"
+        SHA256 = "sha256", "SHA-256 list"
+        PHASH = "phash", "pHash list"
+        PDQ = "pdq", "PDQ list"
+        # The CSV that ThreatExchange's `dataset --csv` prints and HMA banks take in.
+        HASH_BANK = "hashbank", "Hash-bank CSV (ThreatExchange / HMA, PDQ)"
 
     class Scope(models.TextChoices):
         CONFIRMED = "confirmed", "Confirmed by reviewers"
         FLAGGED = "flagged", "Confirmed, plus flagged and not yet reviewed"
+        KEEP = "keep", "Keep-list: every image not blocked"
+
+    class CopyKind(models.TextChoices):
+        NONE = "", "No cleaned copy"
+        WEBDATASET = "webdataset", "WebDataset shards"
+        IMAGEFOLDER = "imagefolder", "ImageFolder tree"
+        TABLE = "table", "Filtered URL table"
+
+    class CopyMode(models.TextChoices):
+        COPY = "copy", "Copy files"
+        HARDLINK = "hardlink", "Hard links"
+        SYMLINK = "symlink", "Symbolic links"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -423,8 +442,22 @@ class Export(models.Model):
     )
     threshold = models.FloatField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    # {"categories": [...], "classes": [...], "min_score": x, "max_score": y}; empty: all.
+    filters = models.JSONField(default=dict, blank=True)
+    # A cleaned copy of the dataset (the keep-list's images) written to copy_target: a folder
+    # under Q16_EXPORT_ROOTS or an s3:// URL under Q16_EXPORT_URL_PREFIXES.
+    copy_kind = models.CharField(
+        max_length=16, choices=CopyKind.choices, blank=True, default=CopyKind.NONE
+    )
+    copy_target = models.CharField(max_length=2048, blank=True, default="")
+    copy_mode = models.CharField(max_length=16, choices=CopyMode.choices, default=CopyMode.COPY)
+    # Progress: rows written so far of total (the page and the API show both).
     rows = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
     file_path = models.CharField(max_length=1024, blank=True)
+    # The provenance sidecar (.json): dataset, prompt version, run, threshold, scope, filters,
+    # time, counts; JSON and Parquet files carry the same object inside them too.
+    provenance_path = models.CharField(max_length=1024, blank=True, default="")
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -437,6 +470,30 @@ class Export(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} of {self.dataset_id} ({self.format}, {self.state})"
+
+    @property
+    def file_extension(self) -> str:
+        """What the stored file and the download are named with."""
+        if self.format in (self.Format.SHA256, self.Format.PHASH, self.Format.PDQ):
+            return f"{self.format}.txt"
+        if self.format == self.Format.HASH_BANK:
+            return "hashbank.csv"
+        return str(self.format)
+
+    @property
+    def filter_labels(self) -> list[str]:
+        """The filters as the pages list them ("classes: cat, dog", "score ≥ 0.5")."""
+        filters = self.filters or {}
+        labels = [
+            f"{key}: {', '.join(filters[key])}"
+            for key in ("categories", "classes")
+            if filters.get(key)
+        ]
+        if filters.get("min_score") is not None:
+            labels.append(f"score ≥ {filters['min_score']}")
+        if filters.get("max_score") is not None:
+            labels.append(f"score ≤ {filters['max_score']}")
+        return labels
 
 
 class DatasetAssignment(models.Model):

@@ -394,6 +394,7 @@ class ExportStartView(StaffRequiredMixin, View):
                     dataset=dataset,
                     format=form.cleaned_data["format"],
                     scope=form.cleaned_data["scope"],
+                    **form.export_options(),
                     created_by=_acting_user(request),
                 )
             except DomainError as exc:

@@ -125,15 +125,22 @@ class PromptJobOutput(serializers.ModelSerializer):
 
 class ExportOutput(serializers.ModelSerializer):
     download_url = serializers.SerializerMethodField()
+    provenance_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Export
         fields = [
-            "id", "dataset", "format", "scope", "run", "prompt_version", "threshold", "state",
-            "rows", "error", "created_at", "finished_at", "download_url",
+            "id", "dataset", "format", "scope", "filters", "copy_kind", "copy_target", "copy_mode",
+            "run", "prompt_version", "threshold", "state", "rows", "total", "error",
+            "created_at", "finished_at", "download_url", "provenance_url",
         ]  # fmt: skip
 
     def get_download_url(self, export: Export) -> str | None:
         if export.state != Export.State.SUCCEEDED:
             return None
         return f"/api/exports/{export.pk}/download/"
+
+    def get_provenance_url(self, export: Export) -> str | None:
+        if export.state != Export.State.SUCCEEDED or not export.provenance_path:
+            return None
+        return f"/api/exports/{export.pk}/download/?part=provenance"

@@ -62,7 +62,8 @@ def test_commands_import_score_train_export(tiny_model_settings, admin_user, tmp
     output = _run("export_blocklist", "cmd", "--format", "csv", "-o", str(target))
     rows = list(csv.DictReader(target.open()))
     assert len(rows) == confirmed and f"Exported {confirmed} rows" in output
-    assert {row["prompt_version_id"] for row in rows} == {str(trained.pk)}
+    assert {row["prompt_version"] for row in rows} == {trained.name}
+    assert {row["run"] for row in rows} == {str(rescore.pk)}
 
 
 def test_import_prompts_command_reads_published_files_and_checks_dimension():

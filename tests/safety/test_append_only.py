@@ -158,9 +158,10 @@ def test_exports_record_prompt_version_and_threshold_and_are_snapshots(
     assert export.prompt_version == run.prompt_version and export.threshold == run.threshold
     export = export_build(export_id=export.pk)
     body = json.loads(Path(export.file_path).read_text(encoding="utf-8"))
-    assert body["threshold"] == run.threshold
-    assert body["prompt_version_id"] == run.prompt_version_id
-    assert {row["prompt_version_id"] for row in body["rows"]} == {run.prompt_version_id}
+    assert body["provenance"]["threshold"] == run.threshold
+    assert body["provenance"]["prompt_version"]["id"] == run.prompt_version_id
+    assert body["provenance"]["run"] == run.pk
+    assert {row["run"] for row in body["rows"]} == {run.pk}
     written = Path(export.file_path).read_bytes()
 
     # Later verdicts do not change a finished export, and building it again is a no-op.

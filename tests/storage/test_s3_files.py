@@ -65,7 +65,10 @@ def test_export_is_written_to_and_downloaded_from_the_bucket(
     export = export_build(export_id=export.pk)
     assert export.state == Export.State.SUCCEEDED
     assert export.file_path == f"storage:exports/export-{export.pk}.csv"
-    assert s3_storage.keys("exports") == [f"{s3_storage.prefix}/exports/export-{export.pk}.csv"]
+    assert s3_storage.keys("exports") == [
+        f"{s3_storage.prefix}/exports/export-{export.pk}.{name}"
+        for name in ("csv", "provenance.json")
+    ]
     assert not settings.MEDIA_ROOT.exists()
     response = _api(admin_user).get(f"/api/exports/{export.pk}/download/")
     assert response.status_code == 200
@@ -108,7 +111,10 @@ def test_a_worker_on_another_disk_writes_the_export_to_the_bucket(
     )
     assert export.state == "succeeded", export.error
     assert export.file_path == f"storage:exports/export-{export_id}.csv"
-    assert s3_storage.keys("exports") == [f"{s3_storage.prefix}/exports/export-{export_id}.csv"]
+    assert s3_storage.keys("exports") == [
+        f"{s3_storage.prefix}/exports/export-{export_id}.{name}"
+        for name in ("csv", "provenance.json")
+    ]
     assert not worker_media.joinpath("exports").exists()  # nothing on the worker's disk either
     assert not settings.MEDIA_ROOT.exists()
     download = _api(admin_user).get(f"/api/exports/{export_id}/download/")
