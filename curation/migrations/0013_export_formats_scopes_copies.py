@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("curation", "0011_image_pdq"),
+        ("curation", "0012_score_references_without_db_constraints"),
     ]
 
     operations = [
