@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from curation.errors import ValidationFailed
@@ -71,36 +72,33 @@ def still_importing(dataset_id: int) -> bool:
     )
 
 
-def record_batch(dataset: Dataset, rows: list[Image]) -> None:
-    """Record a batch of probed files; rows an interrupted run already wrote are kept."""
+def record_batch(dataset: Dataset, rows: list[Image], *, total_is_processed: bool = False) -> None:
+    """Record a batch of probed files (rows an interrupted run already wrote are kept) and
+    add them to the dataset's counts: an increment, so chunks on several workers add up.
+
+    total_is_processed: sources whose size is known only once read (shards).
+    """
     class_folders = bool((dataset.options or {}).get("class_folders"))
     for row in rows:
         row.dataset = dataset
         if class_folders and "/" in row.relative_path and not row.class_label:
             row.class_label = row.relative_path.split("/", 1)[0][:200]
     Image.objects.bulk_create(rows, ignore_conflicts=True)
-    refresh_import_counts(dataset)
+    failed = sum(1 for row in rows if row.status == Image.Status.FAILED)
+    counts = {"processed": F("processed") + len(rows), "failed": F("failed") + failed}
+    if total_is_processed:
+        counts["total"] = F("processed") + len(rows)
+    Dataset.objects.filter(pk=dataset.pk).update(heartbeat_at=timezone.now(), **counts)
 
 
 def refresh_import_counts(dataset: Dataset, *, total_is_processed: bool = False) -> None:
+    """Count the dataset's images exactly (the increments can overcount a redelivered batch)."""
     images = Image.objects.filter(dataset=dataset)
     processed = images.count()
     counts = {"processed": processed, "failed": images.filter(status=Image.Status.FAILED).count()}
-    if total_is_processed:  # sources whose size is known only once read (shards)
+    if total_is_processed:
         counts["total"] = processed
     Dataset.objects.filter(pk=dataset.pk).update(**counts)
-
-
-def finish_import(dataset: Dataset, *, what: str) -> None:
-    refresh_import_counts(dataset)
-    # Only from IMPORTING: a cancellation after the last batch stays a cancellation.
-    Dataset.objects.filter(pk=dataset.pk, state=Dataset.State.IMPORTING).update(
-        state=Dataset.State.READY, import_finished_at=timezone.now()
-    )
-    dataset.refresh_from_db()
-    logger.info(
-        "imported dataset %s: %s %s, %s failed", dataset.pk, dataset.total, what, dataset.failed
-    )
 
 
 def download_image(

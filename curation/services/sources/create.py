@@ -157,6 +157,8 @@ def dataset_reimport(*, dataset: Dataset, actor: User | None = None, queue: bool
         if locked.source_kind == Dataset.SourceKind.WEBDATASET:
             locked.options = {**(locked.options or {}), "shards": checked_shards(locked.source)}
         before = {"state": locked.state}
+        # The new import lists the source again into chunks of its own (only what is new).
+        locked.import_chunks.all().delete()
         locked.state = Dataset.State.PENDING
         locked.import_finished_at = None
         locked.save(update_fields=["state", "import_finished_at", "options"])
