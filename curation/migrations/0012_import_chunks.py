@@ -5,34 +5,68 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('curation', '0011_image_pdq'),
+        ("curation", "0011_image_pdq"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ImportChunk',
+            name="ImportChunk",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('index', models.PositiveIntegerField()),
-                ('kind', models.CharField(choices=[('files', 'Files'), ('urls', 'URLs'), ('table_rows', 'Table rows'), ('shards', 'Shards'), ('failed_downloads', 'img2dataset failed downloads')], max_length=16)),
-                ('items', models.JSONField(default=list)),
-                ('item_count', models.PositiveIntegerField(default=0)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('done', 'Done'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('error', models.TextField(blank=True)),
-                ('worker', models.CharField(blank=True, default='', max_length=255)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('recorded', models.PositiveIntegerField(default=0)),
-                ('failed', models.PositiveIntegerField(default=0)),
-                ('timings', models.JSONField(blank=True, default=dict)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='import_chunks', to='curation.dataset')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("index", models.PositiveIntegerField()),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("files", "Files"),
+                            ("urls", "URLs"),
+                            ("table_rows", "Table rows"),
+                            ("shards", "Shards"),
+                            ("failed_downloads", "img2dataset failed downloads"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("items", models.JSONField(default=list)),
+                ("item_count", models.PositiveIntegerField(default=0)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("done", "Done"), ("failed", "Failed")],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("error", models.TextField(blank=True)),
+                ("worker", models.CharField(blank=True, default="", max_length=255)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("recorded", models.PositiveIntegerField(default=0)),
+                ("failed", models.PositiveIntegerField(default=0)),
+                ("timings", models.JSONField(blank=True, default=dict)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="import_chunks",
+                        to="curation.dataset",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['dataset', 'index'],
-                'constraints': [models.UniqueConstraint(fields=('dataset', 'index'), name='import_chunk_unique_index')],
+                "ordering": ["dataset", "index"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("dataset", "index"), name="import_chunk_unique_index"
+                    )
+                ],
             },
         ),
     ]
