@@ -241,6 +241,7 @@ class DatasetStatsView(StaffRequiredMixin, View):
             {
                 "dataset": dataset,
                 "stats_api_url": _review_stats_api_url(dataset.pk),
+                "class_stats_api_url": reverse("api-dataset-class-stats", args=[dataset.pk]),
                 # Followed by poll.js: the numbers load again when one of them ends.
                 "active_runs": dataset_active_runs(dataset=dataset),
                 # The figures' definitions, for the counts' tooltips (one glossary, every page).
