@@ -30,10 +30,18 @@ from curation.models import Dataset
 from curation.services import indexing
 from curation.services.dataset_audit import audit_change, audit_delete, audit_import, audit_requeue
 from curation.services.sources.common import FORMAT_EXTENSIONS as FORMAT_EXTENSIONS
-from curation.services.sources.common import ImportStopped, SourceError
+from curation.services.sources.common import ImportStopped, SourceError, dataset_files_root
 from curation.services.sources.common import ProgressCallback as ProgressCallback
 from curation.services.sources.files import discard_upload, extracted_earlier
 from curation.services.url_import import UrlFetcher, parse_url_list
+from curation.storage import (
+    MEDIA,
+    local_path,
+    storage,
+    stored_reference,
+    stored_reference_exists,
+    stored_write,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -125,18 +133,11 @@ def dataset_create_from_archive(
 ) -> Dataset:
     """Store an uploaded zip and record a dataset; extraction and import run as a task."""
     name = _check_name_free(name)
-    archives_dir = Path(settings.MEDIA_ROOT) / "archives"
-    archives_dir.mkdir(parents=True, exist_ok=True)
-    stored = archives_dir / f"{uuid.uuid4().hex}.zip"
-    stored_bytes = 0
-    with open(stored, "wb") as sink:
-        for block in archive.chunks():
-            sink.write(block)
-            stored_bytes += len(block)
+    stored, stored_bytes = _store_upload(archive, f"archives/{uuid.uuid4().hex}.zip")
     dataset = Dataset(
         name=name,
         source_kind=Dataset.SourceKind.ARCHIVE,
-        source=str(stored),
+        source=stored,
         # The name the admin knows it by (no folders: browsers may send a path).
         source_name=Path(archive.name or "").name[:255],
         created_by=created_by,
@@ -144,7 +145,7 @@ def dataset_create_from_archive(
     dataset.full_clean(exclude=["root_path"])
     with transaction.atomic():
         dataset.save()
-        dataset.root_path = str(Path(settings.MEDIA_ROOT) / "datasets" / str(dataset.pk))
+        dataset.root_path = dataset_files_root(dataset.pk)
         dataset.save(update_fields=["root_path"])
         audit_import(
             dataset, actor=created_by, archive=Path(archive.name or "").name, bytes=stored_bytes
@@ -152,6 +153,22 @@ def dataset_create_from_archive(
         if queue:
             _queue_import(dataset)
     return dataset
+
+
+def _store_upload(upload: File, name: str) -> tuple[str, int]:
+    """Write an upload to the media storage, streamed; its reference and size. Local: the
+    file under MEDIA_ROOT as before; S3: an object a worker on any machine can read."""
+    path = local_path(MEDIA, name)
+    if path is None:
+        saved = storage(MEDIA).save(name, upload)
+        return stored_reference(MEDIA, saved), int(upload.size or 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with open(path, "wb") as sink:
+        for block in upload.chunks():
+            sink.write(block)
+            written += len(block)
+    return str(path), written
 
 
 def dataset_create_from_url_list(
@@ -170,17 +187,19 @@ def dataset_create_from_url_list(
     max_urls = getattr(settings, "Q16_MAX_URLS", 100_000)
     if len(entries) > max_urls:
         raise ValidationFailed(f"The URL list has {len(entries)} URLs, more than {max_urls}.")
-    lists_dir = Path(settings.MEDIA_ROOT) / "url-lists"
-    lists_dir.mkdir(parents=True, exist_ok=True)
-    stored = lists_dir / f"{uuid.uuid4().hex}.txt"
-    stored.write_text("\n".join(url for url, _ in entries) + "\n", encoding="utf-8")
+    # Through the storage backend: a worker on another machine reads it from the bucket.
+    stored = stored_write(
+        MEDIA,
+        f"url-lists/{uuid.uuid4().hex}.txt",
+        ("\n".join(url for url, _ in entries) + "\n").encode("utf-8"),
+    )
     dataset = Dataset(
-        name=name, source_kind=Dataset.SourceKind.URLS, source=str(stored), created_by=created_by
+        name=name, source_kind=Dataset.SourceKind.URLS, source=stored, created_by=created_by
     )
     dataset.full_clean(exclude=["root_path"])
     with transaction.atomic():
         dataset.save()
-        dataset.root_path = str(Path(settings.MEDIA_ROOT) / "datasets" / str(dataset.pk))
+        dataset.root_path = dataset_files_root(dataset.pk)
         dataset.save(update_fields=["root_path"])
         audit_import(dataset, actor=created_by, urls=len(entries))
         if queue:
@@ -312,7 +331,9 @@ def dataset_import_resume(*, dataset: Dataset, actor: User | None = None) -> Dat
                 "cancelled or failed import can be resumed."
             )
         if locked.source_kind == Dataset.SourceKind.ARCHIVE and not (
-            Path(locked.source).exists() or Path(locked.root_path).is_dir()
+            stored_reference_exists(locked.source)
+            or Path(locked.root_path).is_dir()
+            or locked.import_chunks.exists()  # listed: the extraction had finished
         ):
             raise StateConflict(
                 "The uploaded archive was deleted when its import stopped before the "

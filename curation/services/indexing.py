@@ -42,6 +42,7 @@ from curation.services.sources.common import (
     IMPORT_BATCH,
     ImportStopped,
     SourceError,
+    dataset_file_writer,
     download_image,
     image_limits,
     record_batch,
@@ -53,6 +54,7 @@ from curation.services.sources.img2dataset import failed_download_rows, folder_c
 from curation.services.sources.tables import read_table_rows
 from curation.services.sources.webdataset import index_shard
 from curation.services.url_import import FetchLimits, UrlFetcher, parse_url_list
+from curation.storage import stored_open
 
 logger = logging.getLogger("curation.services.datasets")
 
@@ -103,8 +105,9 @@ def _list_candidates(dataset: Dataset) -> tuple[Planned, int | None]:
         )
     if kind == Dataset.SourceKind.URLS:
         try:
-            text = Path(dataset.source).read_text(encoding="utf-8")
-        except OSError as exc:
+            with stored_open(dataset.source) as handle:
+                text = handle.read().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
             raise SourceError(f"URL list unreadable: {exc}") from exc
         entries = parse_url_list(text)
         known = set(dataset.images.values_list("source_url", flat=True))
@@ -307,7 +310,7 @@ def _recorded(dataset: Dataset, field: str, values: list[str]) -> set[str]:
 
 def _row_maker(dataset: Dataset, kind: str, fetcher: UrlFetcher | None) -> Callable[[Any], Image]:
     limits = image_limits()
-    root = Path(dataset.root_path)
+    root = dataset.root_path
     if kind == ImportChunk.Kind.FILES:
 
         def probe(item: list) -> Image:
@@ -317,16 +320,16 @@ def _row_maker(dataset: Dataset, kind: str, fetcher: UrlFetcher | None) -> Calla
             return probe_file(root, path, limits)
 
         return probe
-    root.mkdir(parents=True, exist_ok=True)
+    store = dataset_file_writer(dataset)
     fetch_with = fetcher or default_url_fetcher()
     if kind == ImportChunk.Kind.URLS:
-        return lambda item: download_image(item[0], item[1], item[2], root, fetch_with, limits)
+        return lambda item: download_image(item[0], item[1], item[2], store, fetch_with, limits)
 
     def fetch_row(item: list) -> Image:
         index, url, problem, metadata = item
         key = metadata.get("key")
         return download_image(
-            index, url, problem, root, fetch_with, limits,
+            index, url, problem, store, fetch_with, limits,
             metadata=metadata, sample_key=str(key) if key is not None else "",
         )  # fmt: skip
 

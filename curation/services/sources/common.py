@@ -16,7 +16,9 @@ from django.utils import timezone
 from curation.errors import ValidationFailed
 from curation.models import Dataset, Image
 from curation.services.url_import import UrlFetcher, UrlFetchError
+from curation.storage import MEDIA, storage_folder_url, stored_write
 from worker.engine.images import ImageLimits, InvalidImageError, probe_image_bytes
+from worker.engine.locators import is_url
 
 # The datasets module's logger: import logs read the same whatever the source.
 logger = logging.getLogger("curation.services.datasets")
@@ -101,11 +103,40 @@ def refresh_import_counts(dataset: Dataset, *, total_is_processed: bool = False)
     Dataset.objects.filter(pk=dataset.pk).update(**counts)
 
 
+def dataset_files_root(dataset_pk: int) -> str:
+    """Where an import's own files go (extracted archives, URL downloads): MEDIA_ROOT/
+    datasets/<pk> on local storage, the bucket's media/datasets/<pk> (an s3:// URL) with
+    Q16_STORAGE=s3, so that a worker on another machine reads them through the bucket."""
+    name = f"datasets/{dataset_pk}"
+    return storage_folder_url(MEDIA, name) or str(Path(settings.MEDIA_ROOT) / name)
+
+
+def dataset_file_writer(dataset: Dataset) -> Callable[[str, bytes], None]:
+    """Writes one of the dataset's own files under its root, whole (never half a file)."""
+    if is_url(dataset.root_path):
+
+        def write_stored(relative: str, data: bytes) -> None:
+            stored_write(MEDIA, f"datasets/{dataset.pk}/{relative}", data)
+
+        return write_stored
+    root = Path(dataset.root_path)
+    root.mkdir(parents=True, exist_ok=True)
+
+    def write_local(relative: str, data: bytes) -> None:
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+
+    return write_local
+
+
 def download_image(
     index: int,
     url: str,
     problem: str | None,
-    root: Path,
+    store: Callable[[str, bytes], None],
     fetcher: UrlFetcher,
     limits: ImageLimits,
     *,
@@ -132,11 +163,9 @@ def download_image(
             **extra,
         )
     # A safe name from the list position, the content hash and the verified format,
-    # never from the URL: <line>-<sha256>.<ext>. Written atomically (rename).
+    # never from the URL: <line>-<sha256>.<ext>. Written whole (a rename, or one put).
     relative = f"{index:07d}-{info.sha256}.{FORMAT_EXTENSIONS.get(info.format, 'img')}"
-    partial = root / f".{relative}.{uuid.uuid4().hex}.part"
-    partial.write_bytes(data)
-    os.replace(partial, root / relative)
+    store(relative, data)
     return Image(
         relative_path=relative,
         source_url=url[:2048],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from django.conf import settings
 
 from curation.models import Dataset, Image
 from curation.services.archives import ArchiveLimits, extract_archive
-from curation.services.sources.common import ImportStopped, still_importing
-from worker.engine.images import ImageLimits, InvalidImageError, probe_image
+from curation.services.sources.common import ImportStopped, dataset_file_writer, still_importing
+from curation.storage import MEDIA, REFERENCE_SCHEME, stored_delete, stored_open
+from worker.engine.images import ImageLimits, InvalidImageError, probe_image, probe_image_bytes
+from worker.engine.locators import ImageLocator, is_url, read_image_bytes
 
 logger = logging.getLogger("curation.services.datasets")
 
@@ -58,6 +61,8 @@ def collect_candidates(dataset: Dataset) -> list[tuple[str, str | None]]:
             max_entries=settings.Q16_MAX_ARCHIVE_ENTRIES,
             max_entry_bytes=settings.Q16_MAX_IMAGE_BYTES,
         )
+        if is_url(dataset.root_path):
+            return _extract_to_storage(dataset, limits)
         result = extract_archive(dataset.source, root, limits=limits)
         # Refused entries are recorded under a marker so they never collide with real files.
         rejected = [(f"[refused] {name}"[:1024], reason) for name, reason in result.rejected]
@@ -72,10 +77,40 @@ def collect_candidates(dataset: Dataset) -> list[tuple[str, str | None]]:
     return candidates + rejected
 
 
-def probe_file(root: Path, relative: str, limits: ImageLimits) -> Image:
-    """One file checked and hashed; a bad or unreadable file is a failed image with why."""
+def _extract_to_storage(dataset: Dataset, limits: ArchiveLimits) -> list[tuple[str, str | None]]:
+    """Q16_STORAGE=s3: the upload is fetched from the bucket, extracted on this worker's disk
+    (a temporary folder, with every guard of extract_archive) and each accepted file is
+    written to the bucket, where the workers indexing and scoring it read it."""
+    write = dataset_file_writer(dataset)
+    with tempfile.TemporaryDirectory(prefix="q16-extract-") as scratch:
+        local_archive = Path(scratch) / "upload"
+        with stored_open(dataset.source) as source, open(local_archive, "wb") as sink:
+            shutil.copyfileobj(source, sink, 1 << 20)
+        extracted = Path(scratch) / "files"
+        result = extract_archive(local_archive, extracted, limits=limits)
+        local_archive.unlink()
+        candidates = []
+        for count, (relative, problem) in enumerate(iter_folder_files(extracted), start=1):
+            if count % WALK_CHECK_EVERY == 0 and not still_importing(dataset.pk):
+                raise ImportStopped
+            if problem is None:
+                write(relative, (extracted / relative).read_bytes())
+            candidates.append((relative, problem))
+    rejected = [(f"[refused] {name}"[:1024], reason) for name, reason in result.rejected]
+    return candidates + rejected
+
+
+def probe_file(root: str, relative: str, limits: ImageLimits) -> Image:
+    """One file checked and hashed; a bad or unreadable file is a failed image with why.
+    root: a local folder, or the s3:// URL of a folder in the bucket (read whole)."""
     try:
-        info = probe_image(root / relative, limits=limits)
+        if is_url(root):
+            locator = ImageLocator(f"{root.rstrip('/')}/{relative}")
+            info = probe_image_bytes(
+                read_image_bytes(locator, max_bytes=limits.max_bytes), limits=limits
+            )
+        else:
+            info = probe_image(Path(root) / relative, limits=limits)
     except InvalidImageError as exc:
         return Image(relative_path=relative, status=Image.Status.FAILED, error=exc.reason[:500])
     except OSError as exc:
@@ -97,13 +132,21 @@ def probe_file(root: Path, relative: str, limits: ImageLimits) -> Image:
 
 
 def extracted_earlier(dataset: Dataset) -> bool:
-    """The uploaded archive is gone (deleted when the import stopped) but its files are not."""
+    """The uploaded archive is gone (deleted when the import stopped) but its files are not
+    (a local extraction; one in the bucket is known by the import's chunks)."""
+    if is_url(dataset.root_path):
+        return False
     return not Path(dataset.source).exists() and Path(dataset.root_path).is_dir()
 
 
 def discard_upload(dataset: Dataset, *, keep_extracted: bool) -> None:
     """Delete a stopped archive import's uploaded zip, and its extraction unless kept."""
     if dataset.source_kind != Dataset.SourceKind.ARCHIVE:
+        return
+    if dataset.source.startswith(REFERENCE_SCHEME):  # in the bucket: only our archives/ folder
+        if dataset.source.startswith(f"{REFERENCE_SCHEME}{MEDIA}/archives/"):
+            stored_delete(dataset.source)
+            logger.info("deleted the uploaded archive of dataset %s", dataset.pk)
         return
     archives = (Path(settings.MEDIA_ROOT) / "archives").resolve()
     source = Path(dataset.source)

@@ -17,6 +17,7 @@ from pathlib import Path
 from curation.models import Dataset
 from curation.services.sources.common import SourceError
 from curation.services.url_import import validate_url
+from curation.storage import stored_open
 
 TABLE_FORMATS = ("csv", "tsv", "jsonl", "parquet")
 DEFAULT_URL_COLUMN = "url"
@@ -120,7 +121,8 @@ def read_table_rows(dataset: Dataset) -> list[TableRow]:
     """The stored table of a URL-table dataset, parsed with its options; SourceError if not."""
     options = dataset.options or {}
     try:
-        data = Path(dataset.source).read_bytes()
+        with stored_open(dataset.source) as handle:
+            data = handle.read()
         return parse_table(
             data,
             table_format=options.get("table_format", "csv"),
