@@ -149,3 +149,47 @@ def test_a_worker_on_another_disk_indexes_and_scores_them_through_the_bucket(
         assert (done.processed, done.failed, done.encoded) == (images, 0, images)
     assert not settings.MEDIA_ROOT.exists()  # the web server's disk: untouched
     assert not (elsewhere / "media" / "datasets").exists()  # nor the worker's: the bucket only
+
+
+@pytest.mark.celery
+def test_a_worker_reads_a_webdataset_shard_from_the_bucket_and_writes_embedding_shards_there(
+    workers, s3_storage, settings, tmp_path, tiny_model_settings
+):
+    from curation.models import EmbeddingShard
+    from curation.services.clip_config import configured_model_key
+    from curation.services.clip_runtime import get_clip
+    from curation.services.prompt_zero_shot import prompt_version_create_zero_shot
+    from curation.services.scoring import scoring_run_start
+    from curation.services.sources.create import dataset_create_from_webdataset
+    from tests.sources.shards import sample_members, shard_bytes
+
+    bucket = s3_storage.bucket
+    bucket.put("shards/00000.tar", shard_bytes(sample_members("r1") + sample_members("r2")))
+    allowed = f"s3://{bucket.bucket}/shards/"
+    settings.Q16_IMPORT_URL_PREFIXES = [allowed]
+    elsewhere = tmp_path / "worker-disk"
+    worker = workers.start(
+        "shards", MEDIA_ROOT=str(elsewhere / "media"), Q16_DATA_DIR=str(elsewhere),
+        Q16_IMPORT_URL_PREFIXES=allowed, **s3_storage.worker_env(),
+    )  # fmt: skip
+    queued = dataset_create_from_webdataset(name="remote", shards=f"{allowed}00000.tar")
+    dataset = wait_for(
+        lambda: Dataset.objects.filter(pk=queued.pk, state__in=["ready", "failed"]).first(),
+        timeout=120, what="the shard import", log=worker.log_path,
+    )  # fmt: skip
+    assert dataset.state == Dataset.State.READY, dataset.error
+    assert dataset.images.filter(status=Image.Status.OK).count() == 2
+    version = prompt_version_create_zero_shot(clip=get_clip(configured_model_key()))
+    run = scoring_run_start(dataset=dataset, prompt_version=version, threshold=0.5)
+    done = wait_for(
+        lambda: ScoringRun.objects.filter(pk=run.pk, state__in=["succeeded", "failed"]).first(),
+        timeout=180, what="scoring the shard", log=worker.log_path,
+    )  # fmt: skip
+    assert done.state == ScoringRun.State.SUCCEEDED, done.error
+    assert (done.processed, done.encoded) == (2, 1)  # the two samples share one picture
+    shard_paths = list(EmbeddingShard.objects.filter(run=run).values_list("path", flat=True))
+    assert shard_paths and all(
+        f"{s3_storage.prefix}/embeddings/{path}" in s3_storage.keys("embeddings")
+        for path in shard_paths
+    )
+    assert not (elsewhere / "media" / "embeddings").exists()  # written through the bucket only
