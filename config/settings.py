@@ -376,6 +376,7 @@ CELERY_TASK_ROUTES = {
     "worker.tasks.rescore_run": {"queue": Q16_CPU_QUEUE},
     "worker.tasks.rescore_chunks": {"queue": Q16_CPU_QUEUE},
     "worker.tasks.import_dataset": {"queue": Q16_CPU_QUEUE},
+    "worker.tasks.index_chunk": {"queue": Q16_CPU_QUEUE},
     "worker.tasks.run_prompt_job": {"queue": Q16_CPU_QUEUE},
     "worker.tasks.build_export": {"queue": Q16_CPU_QUEUE},
     "worker.tasks.recover_stalled_work": {"queue": Q16_CPU_QUEUE},
@@ -420,6 +421,10 @@ Q16_DECODE_WORKERS = env_int("Q16_DECODE_WORKERS", 0)  # 0: one per core, minus 
 Q16_CHUNK_SIZE = env_int("Q16_CHUNK_SIZE", 2048)
 # Rescoring from cached embeddings encodes nothing, so its chunks can be far larger.
 Q16_RESCORE_CHUNK_SIZE = env_int("Q16_RESCORE_CHUNK_SIZE", 20000)
+# Import chunks (curation.services.indexing): files or URLs per chunk, and shards per chunk
+# (a WebDataset shard holds thousands of samples). Each chunk is one index_chunk task.
+Q16_INDEX_CHUNK_SIZE = env_int("Q16_INDEX_CHUNK_SIZE", 1000)
+Q16_INDEX_SHARDS_PER_CHUNK = env_int("Q16_INDEX_SHARDS_PER_CHUNK", 1)
 # A rescore run is split into this many Celery tasks (ranges of its chunks, so of its
 # shards) that workers of the cpu queue take in parallel; 1 rescores in one task.
 Q16_RESCORE_PARALLEL = env_int("Q16_RESCORE_PARALLEL", 2)

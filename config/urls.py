@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from curation.api.token_views import obtain_auth_token
 from curation.media import image_file, image_thumbnail
+from reviewer.api.classes import DatasetClassStatsApi
 from reviewer.api.decisions import ImageHistoryApi
 from reviewer.api.stats import DatasetReviewStatsApi
 
@@ -19,6 +20,11 @@ urlpatterns = [
         "api/datasets/<int:dataset_id>/review-stats/",
         DatasetReviewStatsApi.as_view(),
         name="api-dataset-review-stats",
+    ),
+    path(
+        "api/datasets/<int:dataset_id>/class-stats/",
+        DatasetClassStatsApi.as_view(),
+        name="api-dataset-class-stats",
     ),
     path("api/images/<int:image_id>/history/", ImageHistoryApi.as_view(), name="api-image-history"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

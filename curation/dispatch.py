@@ -19,6 +19,8 @@ RESCORE_RUN = "worker.tasks.rescore_run"
 # One range of a rescore run's chunks (so of its shards): several run in parallel.
 RESCORE_CHUNKS = "worker.tasks.rescore_chunks"
 IMPORT_DATASET = "worker.tasks.import_dataset"
+# One chunk of an import's files, URLs or shards (curation.services.indexing).
+INDEX_CHUNK = "worker.tasks.index_chunk"
 RUN_PROMPT_JOB = "worker.tasks.run_prompt_job"
 BUILD_EXPORT = "worker.tasks.build_export"
 RECOVER_STALLED_WORK = "worker.tasks.recover_stalled_work"
@@ -28,6 +30,7 @@ TASK_NAMES = (
     RESCORE_RUN,
     RESCORE_CHUNKS,
     IMPORT_DATASET,
+    INDEX_CHUNK,
     RUN_PROMPT_JOB,
     BUILD_EXPORT,
     RECOVER_STALLED_WORK,

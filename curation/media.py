@@ -39,7 +39,7 @@ from curation.api.authentication import ExpiringTokenAuthentication
 from curation.models import Image
 from curation.selectors import datasets_visible_to
 from worker.engine.images import InvalidImageError, load_rgb
-from worker.engine.locators import ImageLocator, read_image_bytes
+from worker.engine.locators import ImageLocator, is_url, read_image_bytes
 
 # Content type from the format the import verified, never from the file name.
 CONTENT_TYPES = {
@@ -149,6 +149,11 @@ def image_source(image: Image) -> Path | ImageLocator:
     """A loose file's path, or a shard member's locator (read by a range read)."""
     if image.container:
         return ImageLocator(image.container, image.member_offset, image.member_size)
+    root = image.dataset.root_path
+    if is_url(root):  # an import stored in the bucket: read whole, never a local path
+        if ".." in image.relative_path.split("/"):
+            raise Http404("image outside its dataset")
+        return ImageLocator(f"{root.rstrip('/')}/{image.relative_path}")
     return image_file_path(image)
 
 

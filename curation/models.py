@@ -126,6 +126,56 @@ class Image(models.Model):
         return self.relative_path
 
 
+class ImportChunk(models.Model):
+    """One slice of a dataset's import that one worker indexes (hash, header check, perceptual
+    hashes): a list of files, URLs, table rows or shards, planned by the import task.
+
+    The chunks of an import are recorded once, together, when its candidates are listed; the
+    last one to finish completes the dataset (curation.services.indexing).
+    """
+
+    class Kind(models.TextChoices):
+        FILES = "files", "Files"
+        URLS = "urls", "URLs"
+        TABLE_ROWS = "table_rows", "Table rows"
+        SHARDS = "shards", "Shards"
+        FAILED_DOWNLOADS = "failed_downloads", "img2dataset failed downloads"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="import_chunks")
+    index = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # The candidates, in order: [path, problem] (files), [line, url, problem] (URLs),
+    # [row, url, problem, metadata] (table rows), shard paths or URLs (shards), parquet
+    # paths (failed downloads).
+    items = models.JSONField(default=list)
+    item_count = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    # The Celery worker (hostname) that last took it, when, and what it recorded once done.
+    worker = models.CharField(max_length=255, blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    recorded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    # Seconds per stage: read (probe or download), write.
+    timings = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["dataset", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "index"], name="import_chunk_unique_index"),
+        ]
+
+    def __str__(self) -> str:
+        return f"dataset {self.dataset_id} import chunk {self.index} ({self.state})"
+
+
 class EmbeddingShard(models.Model):
     """One file of float16 embeddings on the "embeddings" storage (worker.engine.embedding_shards).
 

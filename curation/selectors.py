@@ -14,6 +14,7 @@ from curation.models import (
     DatasetAssignment,
     Export,
     Image,
+    ImportChunk,
     JobState,
     PromptJob,
     PromptPolicy,
@@ -212,6 +213,61 @@ def runs_worker_progress(*, runs) -> dict[int, list[dict[str, Any]]]:
 
 def run_worker_progress(*, run: ScoringRun) -> list[dict[str, Any]]:
     return runs_worker_progress(runs=[run])[run.pk]
+
+
+def dataset_import_progress(*, dataset: Dataset) -> dict[str, Any]:
+    """The import's chunks: how many are done, in progress (taken, not finished, while the
+    import is active), failed and waiting, and one row per worker that took any: its chunk
+    indexes, chunks done, images recorded and rate over its span (None until one is done)."""
+    chunks = ImportChunk.objects.filter(dataset=dataset)
+    active = dataset.state in (Dataset.State.PENDING, Dataset.State.IMPORTING)
+    taken = Q(started_at__isnull=False, state=ImportChunk.State.PENDING)
+    totals = chunks.aggregate(
+        total=Count("id"),
+        done=Count("id", filter=Q(state=ImportChunk.State.DONE)),
+        failed=Count("id", filter=Q(state=ImportChunk.State.FAILED)),
+        taken=Count("id", filter=taken),
+    )
+    indexes: dict[str, list[int]] = {}
+    for worker, index in chunks.exclude(worker="").values_list("worker", "index"):
+        indexes.setdefault(worker, []).append(index)
+    done = Q(state=ImportChunk.State.DONE)
+    workers = []
+    for row in (
+        chunks.exclude(worker="")
+        .values("worker")
+        .annotate(
+            chunks_done=Count("id", filter=done),
+            chunks_in_progress=Count("id", filter=taken),
+            images=Coalesce(Sum("recorded", filter=done), 0),
+            first_started_at=Min("started_at"),
+            last_finished_at=Max("finished_at", filter=done),
+        )
+        .order_by("worker")
+    ):
+        start, end = row["first_started_at"], row["last_finished_at"]
+        in_progress = row["chunks_in_progress"] if active else 0
+        if in_progress and start is not None:
+            end = timezone.now()
+        seconds = (end - start).total_seconds() if start and end else 0
+        images = row["images"]
+        workers.append(
+            {
+                **row,
+                "chunks": sorted(indexes.get(row["worker"], [])),
+                "chunks_in_progress": in_progress,
+                "images_per_second": round(images / seconds, 2) if seconds > 0 and images else None,
+            }
+        )
+    in_progress = totals["taken"] if active else 0
+    return {
+        "chunks_total": totals["total"],
+        "chunks_done": totals["done"],
+        "chunks_failed": totals["failed"],
+        "chunks_in_progress": in_progress,
+        "chunks_waiting": totals["total"] - totals["done"] - totals["failed"] - in_progress,
+        "workers": workers,
+    }
 
 
 def prompt_version_list(*, model_key: str | None = None) -> QuerySet[PromptVersion]:

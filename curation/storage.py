@@ -91,6 +91,33 @@ def stored_write(alias: str, name: str, data: bytes) -> str:
     return stored_reference(alias, saved)
 
 
+def storage_folder_url(alias: str, name: str) -> str | None:
+    """The fsspec URL (s3://bucket/location/name) of a folder on a remote storage, which the
+    engine reads by range or whole; None for local storage (use local_path)."""
+    if local_path(alias, name) is not None:
+        return None
+    backend = storage(alias)
+    parts = (getattr(backend, "bucket_name", ""), getattr(backend, "location", ""), name)
+    return "s3://" + "/".join(part.strip("/") for part in parts if part and part.strip("/"))
+
+
+def stored_delete(reference: str) -> None:
+    """Delete a stored_reference() (a local file or an object); gone already is fine."""
+    if not reference.startswith(REFERENCE_SCHEME):
+        Path(reference).unlink(missing_ok=True)
+        return
+    alias, _, name = reference.removeprefix(REFERENCE_SCHEME).partition("/")
+    if alias in STORAGE_NAMES and name:
+        storage(alias).delete(name)
+
+
+def stored_reference_exists(reference: str) -> bool:
+    if not reference.startswith(REFERENCE_SCHEME):
+        return Path(reference).exists()
+    alias, _, name = reference.removeprefix(REFERENCE_SCHEME).partition("/")
+    return alias in STORAGE_NAMES and bool(name) and stored_exists(alias, name)
+
+
 def stored_exists(alias: str, name: str) -> bool:
     return bool(storage(alias).exists(name))
 

@@ -34,6 +34,7 @@ from curation.selectors import (
     dataset_active_runs,
     dataset_exports,
     dataset_failed_images,
+    dataset_import_progress,
     dataset_list,
     dataset_list_summaries,
     dataset_reviewers,
@@ -203,6 +204,7 @@ def _dataset_page(
                 initial={"reviewers": list(dataset_reviewers(dataset=dataset))}
             ),
             "importing": dataset.state in (Dataset.State.PENDING, Dataset.State.IMPORTING),
+            "import_chunks": dataset_import_progress(dataset=dataset),
         },
         status=status,
     )
@@ -239,6 +241,7 @@ class DatasetStatsView(StaffRequiredMixin, View):
             {
                 "dataset": dataset,
                 "stats_api_url": _review_stats_api_url(dataset.pk),
+                "class_stats_api_url": reverse("api-dataset-class-stats", args=[dataset.pk]),
                 # Followed by poll.js: the numbers load again when one of them ends.
                 "active_runs": dataset_active_runs(dataset=dataset),
                 # The figures' definitions, for the counts' tooltips (one glossary, every page).

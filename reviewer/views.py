@@ -13,6 +13,7 @@ from django.views import View
 
 from curation.forms import ReviewQueueForm
 from reviewer.models import DEFAULT_CATEGORIES, DEFAULT_KEYMAP, ReviewSettings
+from reviewer.selectors.classes import dataset_class_counts
 
 # A placeholder the script replaces with an item id in the per-item API URLs.
 ITEM_ID_PLACEHOLDER = "0"
@@ -24,7 +25,9 @@ QUEUE_MODES = (
     ("audit", "Audit sample", False),
     ("disagreement", "Disagreements", True),
 )
-FILTER_PARAMS = ("mode", "state", "score_min", "score_max", "folder", "category", "view")
+FILTER_PARAMS = (
+    "mode", "state", "score_min", "score_max", "folder", "category", "class_label", "view",
+)  # fmt: skip
 
 
 def _url(name: str, fallback: str, *, item: bool = False) -> str:
@@ -46,7 +49,8 @@ def _item_url(name: str) -> str:
 class ReviewView(LoginRequiredMixin, View):
     """Any logged-in user reviews; `?dataset=<id>` and the filters narrow the queue.
 
-    The filters (`mode`, `score_min`, `score_max`, `folder`, `category`, `view`) are
+    The filters (`mode`, `score_min`, `score_max`, `folder`, `category`, `class_label`,
+    `view`) are
     read by the script from the URL and passed to the API; they are rendered here too
     so the toolbar shows them before the script runs.
     """
@@ -72,6 +76,8 @@ class ReviewView(LoginRequiredMixin, View):
                 .first()
             )
         categories = categories or DEFAULT_CATEGORIES
+        # The class filter, only for a dataset with class labels (ImageFolder imports).
+        classes = dataset_class_counts(dataset_id=dataset.pk) if dataset is not None else []
         return render(
             request,
             "reviewer/review.html",
@@ -81,6 +87,7 @@ class ReviewView(LoginRequiredMixin, View):
                 "modes": modes,
                 "filters": filters,
                 "categories": list(categories),
+                "classes": classes,
                 # The script's default keys (a JSON data attribute, escaped like the others:
                 # the CSP allows no inline script, data included): the server's list is the only one.
                 "default_keymap_json": json.dumps(DEFAULT_KEYMAP),

@@ -15,7 +15,15 @@ from celery import Task, shared_task
 from celery.signals import worker_ready
 from django.db import DatabaseError, InterfaceError, OperationalError
 
-from curation.services import chunks, datasets, exports, prompt_jobs, recovery, scoring
+from curation.services import (
+    chunks,
+    datasets,
+    exports,
+    indexing,
+    prompt_jobs,
+    recovery,
+    scoring,
+)
 from curation.services.clip_runtime import get_clip
 from labels import exports as export_files
 from labels import training
@@ -57,9 +65,27 @@ def _hostname(task: Task) -> str:
 def import_dataset(dataset_id: int) -> None:
     _run_or_fail(
         f"import of dataset {dataset_id}",
-        lambda: datasets.dataset_import(dataset_id=dataset_id),
+        lambda: datasets.dataset_import(dataset_id=dataset_id, queue_chunks=True),
         lambda reason: datasets.dataset_fail(dataset_id=dataset_id, reason=reason),
     )
+
+
+@shared_task(bind=True, max_retries=MAX_RETRIES)
+def index_chunk(self: Task, chunk_id: int) -> None:
+    """Index one chunk of an import; a permanent failure fails the import with the reason
+    (a resume queues the chunk again). Database errors are retried like a scoring chunk's."""
+    try:
+        indexing.index_chunk_process(chunk_id=chunk_id, worker=_hostname(self))
+    except TRANSIENT_ERRORS + (DatabaseError,) as exc:
+        if self.request.retries >= MAX_RETRIES:
+            indexing.index_chunk_fail(
+                chunk_id=chunk_id, reason=f"chunk failed after {MAX_RETRIES} retries: {exc}"
+            )
+            return
+        raise self.retry(exc=exc, countdown=min(120, 5 * 2**self.request.retries)) from exc
+    except Exception as exc:
+        logger.exception("import chunk %s failed", chunk_id)
+        indexing.index_chunk_fail(chunk_id=chunk_id, reason=f"{type(exc).__name__}: {exc}")
 
 
 @shared_task(bind=True, max_retries=MAX_RETRIES)

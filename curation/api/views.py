@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -13,7 +15,12 @@ from rest_framework.views import APIView
 
 from curation.errors import StateConflict, ValidationFailed
 from curation.models import Dataset, Export, Image, PromptJob, PromptVersion, ScoringRun
-from curation.selectors import active_prompt_version, dataset_summary, prompt_version_list
+from curation.selectors import (
+    active_prompt_version,
+    dataset_import_progress,
+    dataset_summary,
+    prompt_version_list,
+)
 from curation.services.clip_config import configured_model_key
 from curation.services.datasets import (
     dataset_create_from_archive,
@@ -164,13 +171,18 @@ class DatasetListApi(AdminAPIView):
 class DatasetDetailApi(AdminAPIView):
     class OutputSerializer(DatasetOutput):
         summary = serializers.SerializerMethodField()
+        import_chunks = serializers.SerializerMethodField()
 
         class Meta(DatasetOutput.Meta):
             ref_name = "DatasetDetail"
-            fields = [*DatasetOutput.Meta.fields, "summary"]
+            fields = [*DatasetOutput.Meta.fields, "summary", "import_chunks"]
 
         def get_summary(self, dataset: Dataset) -> dict[str, int]:
             return dataset_summary(dataset=dataset)
+
+        def get_import_chunks(self, dataset: Dataset) -> dict[str, Any]:
+            """The import's chunks done / in progress / failed and each worker's share."""
+            return dataset_import_progress(dataset=dataset)
 
     @extend_schema(responses=OutputSerializer)
     def get(self, request: Request, dataset_id: int) -> Response:

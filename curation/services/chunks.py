@@ -34,7 +34,7 @@ from curation.services.embeddings import (
 )
 from curation.services.scoring import STOPPED_STATES, scoring_chunk_assign
 from worker.engine.clip import ClipModel
-from worker.engine.locators import ImageLocator
+from worker.engine.locators import ImageLocator, is_url
 from worker.engine.pipeline import encode_files
 from worker.engine.scoring import inappropriate_probability
 from worker.engine.store import embeddings_from_bytes, embeddings_to_bytes, prompts_from_bytes
@@ -134,7 +134,7 @@ def scoring_chunk_process(
             cached=cached,
             model_key=run.model_key,
             dim=run.prompt_version.dim,
-            root=Path(run.dataset.root_path),
+            root=run.dataset.root_path,
             clip_provider=clip_provider,
             batch_size=batch_size or settings.Q16_BATCH_SIZE,
             decode_workers=decode_workers or settings.Q16_DECODE_WORKERS or None,
@@ -365,7 +365,7 @@ def _embeddings_for(
     cached: list[CachedAt],
     model_key: str,
     dim: int,
-    root: Path,
+    root: str,
     clip_provider: ClipProvider | None,
     batch_size: int,
     decode_workers: int | None,
@@ -420,11 +420,14 @@ def _embeddings_for(
     return vectors, failures, len(result.ok_indices)
 
 
-def _file_source(root: Path, image: ChunkImage) -> Path | ImageLocator:
-    """A loose file's path, or a shard member's locator (range read, never extracted)."""
+def _file_source(root: str, image: ChunkImage) -> Path | ImageLocator:
+    """A loose file's path (or its URL in the bucket, for imports stored there), or a shard
+    member's locator (range read, never extracted)."""
     if image.container:
         return ImageLocator(image.container, image.member_offset, image.member_size)
-    return root / image.relative_path
+    if is_url(root):
+        return ImageLocator(f"{root.rstrip('/')}/{image.relative_path}")
+    return Path(root) / image.relative_path
 
 
 def _add_chunk_to_run(

@@ -7,6 +7,8 @@ re-queues the work of a row when both hold:
 1. The row showed no sign of life for `stall_seconds` (Q16_STALL_SECONDS, default 600):
    its `heartbeat_at` (set when it is queued, when a chunk starts or finishes, after every
    import batch, when a prompt job starts) or, for rows older than the field, its start.
+   An import that has been listed into chunks gets its lost index chunks queued again,
+   like a scoring run's; one that has not gets its import task again.
 2. No task for it is anywhere Celery keeps tasks: not waiting in the broker's queues, not
    delivered-but-unacknowledged (the Redis transport's `unacked` hash, which it restores
    after a crash), and not active, reserved or scheduled on a worker (`inspect()`).
@@ -33,9 +35,16 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from curation.dispatch import IMPORT_DATASET, RESCORE_RUN, RUN_PROMPT_JOB, SCORE_CHUNK
-from curation.models import Dataset, PromptJob, ScoringChunk, ScoringRun
+from curation.dispatch import (
+    IMPORT_DATASET,
+    INDEX_CHUNK,
+    RESCORE_RUN,
+    RUN_PROMPT_JOB,
+    SCORE_CHUNK,
+)
+from curation.models import Dataset, ImportChunk, PromptJob, ScoringChunk, ScoringRun
 from curation.services.datasets import dataset_import_requeue
+from curation.services.indexing import index_chunks_requeue
 from curation.services.prompt_jobs import prompt_job_requeue
 from curation.services.scoring import scoring_run_requeue
 
@@ -67,6 +76,7 @@ class LiveTasks:
 class RecoveryReport:
     runs: dict[int, int] = field(default_factory=dict)  # run id -> tasks re-queued
     datasets: list[int] = field(default_factory=list)
+    index_chunks: dict[int, int] = field(default_factory=dict)  # dataset id -> chunks re-queued
     jobs: list[int] = field(default_factory=list)
     skipped: str = ""  # why nothing was looked at
 
@@ -174,18 +184,34 @@ def recover_stalled_work(
             scoring_run_requeue(run=run, chunk_ids=lost)
             report.runs[run.pk] = len(lost)
     for dataset in stalled_datasets:
-        if not live.holds(IMPORT_DATASET, dataset.pk):
-            dataset_import_requeue(dataset=dataset)
-            report.datasets.append(dataset.pk)
+        if live.holds(IMPORT_DATASET, dataset.pk):
+            continue
+        pending_chunks = dataset.import_chunks.filter(state=ImportChunk.State.PENDING)
+        if dataset.state == Dataset.State.IMPORTING and dataset.import_chunks.exists():
+            # Listed and chunked: only the chunks whose tasks were lost go again.
+            lost = [
+                chunk_id
+                for chunk_id in pending_chunks.values_list("id", flat=True)
+                if not live.holds(INDEX_CHUNK, chunk_id)
+            ]
+            if lost:
+                index_chunks_requeue(dataset=dataset, chunk_ids=lost)
+                report.datasets.append(dataset.pk)
+                report.index_chunks[dataset.pk] = len(lost)
+            continue
+        dataset_import_requeue(dataset=dataset)
+        report.datasets.append(dataset.pk)
     for job in stalled_jobs:
         if not live.holds(RUN_PROMPT_JOB, job.pk):
             prompt_job_requeue(job=job)
             report.jobs.append(job.pk)
     if report:
         logger.warning(
-            "recovered lost work: runs %s (chunks re-queued), datasets %s, prompt jobs %s",
+            "recovered lost work: runs %s (chunks re-queued), datasets %s (index chunks %s), "
+            "prompt jobs %s",
             report.runs,
             report.datasets,
+            report.index_chunks,
             report.jobs,
         )
     return report

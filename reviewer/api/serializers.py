@@ -162,6 +162,7 @@ class QueueQuery(serializers.Serializer):
     state = serializers.ChoiceField(choices=QUEUE_STATES, required=False)
     folder = serializers.CharField(required=False, allow_blank=True, max_length=1024)
     category = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    class_label = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
     def filters(self, user) -> QueueFilters:
         """The queue filters; a dataset the user may not review is answered as not found."""
@@ -174,6 +175,7 @@ class QueueQuery(serializers.Serializer):
             state=data.get("state"),
             folder=data.get("folder", ""),
             category=data.get("category", ""),
+            class_label=data.get("class_label", ""),
         )
 
 

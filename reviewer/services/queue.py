@@ -57,6 +57,8 @@ class QueueFilters:
     state: str | None = None
     category: str = ""
     folder: str = ""
+    # ImageFolder imports: the images of one class label.
+    class_label: str = ""
 
 
 def reviewable_items(reviewer: User) -> QuerySet[ReviewItem]:
@@ -108,6 +110,8 @@ def _queue(
     folder = filters.folder.strip().strip("/")
     if folder:
         items = items.filter(image__relative_path__startswith=f"{folder}/")
+    if filters.class_label:
+        items = items.filter(image__class_label=filters.class_label)
     if filters.category:
         items = items.annotate(
             latest_category=latest_decision_subquery(

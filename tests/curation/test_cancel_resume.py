@@ -29,7 +29,7 @@ from curation.models import (
     ScoringRun,
 )
 from curation.services import chunks as scoring_service
-from curation.services import datasets as datasets_service
+from curation.services import indexing as indexing_service
 from curation.services.chunks import scoring_chunk_process
 from curation.services.datasets import (
     dataset_create_from_archive,
@@ -48,6 +48,7 @@ from curation.services.scoring import (
     scoring_run_resume,
     scoring_run_start,
 )
+from curation.services.sources import files as source_files
 from labels import training as prompts_service
 from labels.training import prompt_job_run
 from tests.engine.imagegen import make_two_kind_images
@@ -171,7 +172,7 @@ def _folder(tmp_path, n: int):
 def test_import_cancelled_between_batches_stops_and_resume_carries_on(
     tmp_path, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(datasets_service, "IMPORT_BATCH", 4)
+    monkeypatch.setattr(indexing_service, "IMPORT_BATCH", 4)
     dataset = dataset_create_from_folder(name="big", folder=str(_folder(tmp_path, 14)), queue=False)
     seen = []
 
@@ -201,12 +202,12 @@ def test_import_cancelled_between_batches_stops_and_resume_carries_on(
 
 
 def test_folder_listing_looks_for_a_cancellation(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets_service, "WALK_CHECK_EVERY", 5)
+    monkeypatch.setattr(source_files, "WALK_CHECK_EVERY", 5)
     dataset = dataset_create_from_folder(
         name="walk", folder=str(_folder(tmp_path, 30)), queue=False
     )
     Dataset.objects.filter(pk=dataset.pk).update(state=Dataset.State.IMPORTING)
-    real = datasets_service._iter_folder_files
+    real = source_files.iter_folder_files
 
     def walk_then_cancel(root):
         for count, entry in enumerate(real(root)):
@@ -214,7 +215,7 @@ def test_folder_listing_looks_for_a_cancellation(tmp_path, monkeypatch):
                 dataset_import_cancel(dataset=dataset)
             yield entry
 
-    monkeypatch.setattr(datasets_service, "_iter_folder_files", walk_then_cancel)
+    monkeypatch.setattr(source_files, "iter_folder_files", walk_then_cancel)
     dataset = dataset_import(dataset_id=dataset.pk)
     assert dataset.state == Dataset.State.CANCELLED
     assert not dataset.images.exists()
@@ -252,7 +253,7 @@ def test_cancelled_archive_import_keeps_the_extraction_and_resumes_from_it(
     settings, tmp_path, monkeypatch
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
-    monkeypatch.setattr(datasets_service, "IMPORT_BATCH", 2)
+    monkeypatch.setattr(indexing_service, "IMPORT_BATCH", 2)
     files = {f"photos/{i}.png": _png((i * 40, 0, 0)) for i in range(5)}
     dataset = dataset_create_from_archive(name="zip", archive=_zip_upload(files), queue=False)
 

@@ -369,7 +369,7 @@ def load_rgb(
         raise ValueError(f"target_size must be positive, got {target_size}")
     fp: IO[bytes]
     if isinstance(source, ImageLocator):
-        if not source.is_member:
+        if not source.is_member and not source.is_remote:
             source = source.path_or_url
         else:
             try:

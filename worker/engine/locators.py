@@ -51,6 +51,13 @@ def read_image_bytes(locator: ImageLocator, *, max_bytes: int | None = None) -> 
     if max_bytes is not None and locator.size is not None and locator.size > max_bytes:
         raise LocatorReadError(f"member too large: {locator.size} bytes > limit {max_bytes}")
     if not locator.is_member:
+        if locator.is_remote:  # a loose file in a bucket (imports stored through storage)
+            from fsspec.core import url_to_fs
+
+            fs, path = url_to_fs(locator.path_or_url)
+            if max_bytes is not None and fs.size(path) > max_bytes:
+                raise LocatorReadError(f"file too large: over the limit of {max_bytes} bytes")
+            return bytes(fs.cat_file(path))
         return Path(locator.path_or_url).read_bytes()
     assert locator.offset is not None and locator.size is not None
     end = locator.offset + locator.size

@@ -10,12 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from curation.errors import ValidationFailed
 from curation.models import Dataset, Image
 from curation.services.url_import import UrlFetcher, UrlFetchError
+from curation.storage import MEDIA, storage_folder_url, stored_write
 from worker.engine.images import ImageLimits, InvalidImageError, probe_image_bytes
+from worker.engine.locators import is_url
 
 # The datasets module's logger: import logs read the same whatever the source.
 logger = logging.getLogger("curation.services.datasets")
@@ -71,43 +74,69 @@ def still_importing(dataset_id: int) -> bool:
     )
 
 
-def record_batch(dataset: Dataset, rows: list[Image]) -> None:
-    """Record a batch of probed files; rows an interrupted run already wrote are kept."""
+def record_batch(dataset: Dataset, rows: list[Image], *, total_is_processed: bool = False) -> None:
+    """Record a batch of probed files (rows an interrupted run already wrote are kept) and
+    add them to the dataset's counts: an increment, so chunks on several workers add up.
+
+    total_is_processed: sources whose size is known only once read (shards).
+    """
     class_folders = bool((dataset.options or {}).get("class_folders"))
     for row in rows:
         row.dataset = dataset
         if class_folders and "/" in row.relative_path and not row.class_label:
             row.class_label = row.relative_path.split("/", 1)[0][:200]
     Image.objects.bulk_create(rows, ignore_conflicts=True)
-    refresh_import_counts(dataset)
+    failed = sum(1 for row in rows if row.status == Image.Status.FAILED)
+    counts = {"processed": F("processed") + len(rows), "failed": F("failed") + failed}
+    if total_is_processed:
+        counts["total"] = F("processed") + len(rows)
+    Dataset.objects.filter(pk=dataset.pk).update(heartbeat_at=timezone.now(), **counts)
 
 
 def refresh_import_counts(dataset: Dataset, *, total_is_processed: bool = False) -> None:
+    """Count the dataset's images exactly (the increments can overcount a redelivered batch)."""
     images = Image.objects.filter(dataset=dataset)
     processed = images.count()
     counts = {"processed": processed, "failed": images.filter(status=Image.Status.FAILED).count()}
-    if total_is_processed:  # sources whose size is known only once read (shards)
+    if total_is_processed:
         counts["total"] = processed
     Dataset.objects.filter(pk=dataset.pk).update(**counts)
 
 
-def finish_import(dataset: Dataset, *, what: str) -> None:
-    refresh_import_counts(dataset)
-    # Only from IMPORTING: a cancellation after the last batch stays a cancellation.
-    Dataset.objects.filter(pk=dataset.pk, state=Dataset.State.IMPORTING).update(
-        state=Dataset.State.READY, import_finished_at=timezone.now()
-    )
-    dataset.refresh_from_db()
-    logger.info(
-        "imported dataset %s: %s %s, %s failed", dataset.pk, dataset.total, what, dataset.failed
-    )
+def dataset_files_root(dataset_pk: int) -> str:
+    """Where an import's own files go (extracted archives, URL downloads): MEDIA_ROOT/
+    datasets/<pk> on local storage, the bucket's media/datasets/<pk> (an s3:// URL) with
+    Q16_STORAGE=s3, so that a worker on another machine reads them through the bucket."""
+    name = f"datasets/{dataset_pk}"
+    return storage_folder_url(MEDIA, name) or str(Path(settings.MEDIA_ROOT) / name)
+
+
+def dataset_file_writer(dataset: Dataset) -> Callable[[str, bytes], None]:
+    """Writes one of the dataset's own files under its root, whole (never half a file)."""
+    if is_url(dataset.root_path):
+
+        def write_stored(relative: str, data: bytes) -> None:
+            stored_write(MEDIA, f"datasets/{dataset.pk}/{relative}", data)
+
+        return write_stored
+    root = Path(dataset.root_path)
+    root.mkdir(parents=True, exist_ok=True)
+
+    def write_local(relative: str, data: bytes) -> None:
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+
+    return write_local
 
 
 def download_image(
     index: int,
     url: str,
     problem: str | None,
-    root: Path,
+    store: Callable[[str, bytes], None],
     fetcher: UrlFetcher,
     limits: ImageLimits,
     *,
@@ -134,11 +163,9 @@ def download_image(
             **extra,
         )
     # A safe name from the list position, the content hash and the verified format,
-    # never from the URL: <line>-<sha256>.<ext>. Written atomically (rename).
+    # never from the URL: <line>-<sha256>.<ext>. Written whole (a rename, or one put).
     relative = f"{index:07d}-{info.sha256}.{FORMAT_EXTENSIONS.get(info.format, 'img')}"
-    partial = root / f".{relative}.{uuid.uuid4().hex}.part"
-    partial.write_bytes(data)
-    os.replace(partial, root / relative)
+    store(relative, data)
     return Image(
         relative_path=relative,
         source_url=url[:2048],

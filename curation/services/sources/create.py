@@ -15,7 +15,7 @@ from curation.errors import StateConflict, ValidationFailed
 from curation.models import Dataset
 from curation.services.dataset_audit import audit_change, audit_import
 from curation.services.datasets import _check_import_folder, _check_name_free, _queue_import
-from curation.services.sources.common import check_remote_url
+from curation.services.sources.common import check_remote_url, dataset_files_root
 from curation.services.sources.img2dataset import folder_contents
 from curation.services.sources.tables import (
     DEFAULT_URL_COLUMN,
@@ -24,6 +24,7 @@ from curation.services.sources.tables import (
     table_format_for,
 )
 from curation.services.sources.webdataset import expand_shards
+from curation.storage import MEDIA, stored_write
 from worker.engine.locators import is_url
 
 
@@ -59,7 +60,7 @@ def _record(dataset: Dataset, *, created_by: User | None, queue: bool, **audit: 
     with transaction.atomic():
         dataset.save()
         if not dataset.root_path:
-            dataset.root_path = str(Path(settings.MEDIA_ROOT) / "datasets" / str(dataset.pk))
+            dataset.root_path = dataset_files_root(dataset.pk)
             dataset.save(update_fields=["root_path"])
         audit_import(dataset, actor=created_by, **audit)
         if queue:
@@ -106,14 +107,12 @@ def dataset_create_from_table(
     max_urls = getattr(settings, "Q16_MAX_URLS", 100_000)
     if len(rows) > max_urls:
         raise ValidationFailed(f"The URL table has {len(rows)} rows, more than {max_urls}.")
-    tables_dir = Path(settings.MEDIA_ROOT) / "url-tables"
-    tables_dir.mkdir(parents=True, exist_ok=True)
-    stored = tables_dir / f"{uuid.uuid4().hex}.{table_format}"
-    stored.write_bytes(data)
+    # Through the storage backend: a worker on another machine reads it from the bucket.
+    stored = stored_write(MEDIA, f"url-tables/{uuid.uuid4().hex}.{table_format}", data)
     dataset = Dataset(
         name=name,
         source_kind=Dataset.SourceKind.TABLE,
-        source=str(stored),
+        source=stored,
         source_name=upload_name[:255],
         options={"url_column": url_column, "table_format": table_format},
         created_by=created_by,
@@ -157,6 +156,8 @@ def dataset_reimport(*, dataset: Dataset, actor: User | None = None, queue: bool
         if locked.source_kind == Dataset.SourceKind.WEBDATASET:
             locked.options = {**(locked.options or {}), "shards": checked_shards(locked.source)}
         before = {"state": locked.state}
+        # The new import lists the source again into chunks of its own (only what is new).
+        locked.import_chunks.all().delete()
         locked.state = Dataset.State.PENDING
         locked.import_finished_at = None
         locked.save(update_fields=["state", "import_finished_at", "options"])

@@ -9,23 +9,9 @@ The shards are imported as WebDataset shards; a parquet row whose download did n
 from __future__ import annotations
 
 import json
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from curation.models import Dataset, Image
-from curation.services.sources.common import (
-    ImportStopped,
-    ProgressCallback,
-    SourceError,
-    finish_import,
-    record_batch,
-    refresh_import_counts,
-    still_importing,
-)
-from curation.services.sources.webdataset import import_shards
-
-FAILED_ROWS_BATCH = 1000
+from curation.models import Image
 
 
 def folder_contents(folder: Path) -> tuple[list[str], list[Path]]:
@@ -35,7 +21,7 @@ def folder_contents(folder: Path) -> tuple[list[str], list[Path]]:
     return shards, tables
 
 
-def _failed_download_rows(tables: list[Path]) -> list[Image]:
+def failed_download_rows(tables: list[Path]) -> list[Image]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -69,22 +55,3 @@ def _failed_download_rows(tables: list[Path]) -> list[Image]:
                 )
             )
     return rows
-
-
-def import_img2dataset(dataset: Dataset, *, progress: ProgressCallback | None) -> Dataset:
-    folder = Path(dataset.root_path)
-    if not folder.is_dir():
-        raise SourceError(f"img2dataset folder {folder} does not exist or is not a folder")
-    shards, tables = folder_contents(folder)
-    if not shards and not tables:
-        raise SourceError(f"{folder} holds no img2dataset shards (.tar) or .parquet files")
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 2)) as pool:
-        import_shards(dataset, shards, progress=progress, pool=pool)
-    if not still_importing(dataset.pk):
-        raise ImportStopped
-    failed = _failed_download_rows(tables)
-    for start in range(0, len(failed), FAILED_ROWS_BATCH):
-        record_batch(dataset, failed[start : start + FAILED_ROWS_BATCH])
-    refresh_import_counts(dataset, total_is_processed=True)
-    finish_import(dataset, what="img2dataset samples")
-    return dataset

@@ -11,27 +11,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from curation.models import Dataset, Image
-from curation.services.sources.common import (
-    IMPORT_BATCH,
-    ImportStopped,
-    ProgressCallback,
-    SourceError,
-    download_image,
-    finish_import,
-    image_limits,
-    record_batch,
-    still_importing,
-)
-from curation.services.url_import import UrlFetcher, validate_url
+from curation.models import Dataset
+from curation.services.sources.common import SourceError
+from curation.services.url_import import validate_url
+from curation.storage import stored_open
 
 TABLE_FORMATS = ("csv", "tsv", "jsonl", "parquet")
 DEFAULT_URL_COLUMN = "url"
-URL_DOWNLOAD_WORKERS = 8
 
 
 class TableError(ValueError):
@@ -128,48 +117,16 @@ def parse_table(data: bytes, *, table_format: str, url_column: str) -> list[Tabl
     return rows
 
 
-def import_table(
-    dataset: Dataset, *, progress: ProgressCallback | None, fetcher: UrlFetcher
-) -> Dataset:
+def read_table_rows(dataset: Dataset) -> list[TableRow]:
+    """The stored table of a URL-table dataset, parsed with its options; SourceError if not."""
     options = dataset.options or {}
     try:
-        data = Path(dataset.source).read_bytes()
-        rows = parse_table(
+        with stored_open(dataset.source) as handle:
+            data = handle.read()
+        return parse_table(
             data,
             table_format=options.get("table_format", "csv"),
             url_column=options.get("url_column", DEFAULT_URL_COLUMN),
         )
     except (OSError, TableError) as exc:
         raise SourceError(f"URL table unreadable: {exc}") from exc
-    Dataset.objects.filter(pk=dataset.pk).update(total=len(rows))
-    already = set(dataset.images.values_list("source_url", flat=True))
-    todo = [(index, row) for index, row in enumerate(rows) if row.url not in already]
-    root = Path(dataset.root_path)
-    root.mkdir(parents=True, exist_ok=True)
-    limits = image_limits()
-
-    def fetch(item: tuple[int, TableRow]) -> Image:
-        index, row = item
-        key = row.metadata.get("key")
-        return download_image(
-            index,
-            row.url,
-            row.problem,
-            root,
-            fetcher,
-            limits,
-            metadata=row.metadata,
-            sample_key=str(key) if key is not None else "",
-        )
-
-    with ThreadPoolExecutor(max_workers=URL_DOWNLOAD_WORKERS) as pool:
-        for start in range(0, len(todo), IMPORT_BATCH):
-            if not still_importing(dataset.pk):
-                raise ImportStopped
-            batch = todo[start : start + IMPORT_BATCH]
-            record_batch(dataset, list(pool.map(fetch, batch)))
-            if progress:
-                done = len(rows) - len(todo) + start + len(batch)
-                progress(min(done, len(rows)), len(rows))
-    finish_import(dataset, what="table rows")
-    return dataset

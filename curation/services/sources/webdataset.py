@@ -11,10 +11,9 @@ views read it later by a range read. A truncated or corrupt shard fails only its
 from __future__ import annotations
 
 import json
-import os
 import re
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -25,12 +24,8 @@ from curation.models import Dataset, Image
 from curation.services.sources.common import (
     IMPORT_BATCH,
     ImportStopped,
-    ProgressCallback,
-    SourceError,
-    finish_import,
     image_limits,
     record_batch,
-    refresh_import_counts,
     still_importing,
 )
 from worker.engine.images import ImageLimits, InvalidImageError, probe_image_bytes
@@ -183,33 +178,38 @@ def _row(shard: str, sample: Sample, limits: ImageLimits) -> Image:
     return row
 
 
-def import_shards(
+def index_shard(
     dataset: Dataset,
-    shards: list[str],
+    shard: str,
     *,
-    progress: ProgressCallback | None,
     pool: ThreadPoolExecutor,
+    after_batch: Callable[[], None] | None = None,
 ) -> None:
-    """Import every sample of the shards (skipping images already recorded) in batches."""
+    """Record every sample of one shard not recorded yet (a re-import or a resumed chunk
+    skips the members it has), in batches; raises ImportStopped once cancelled."""
     limits = image_limits()
-    already = frozenset(dataset.images.values_list("relative_path", flat=True))
-    for done, shard in enumerate(shards, start=1):
-        if not still_importing(dataset.pk):
-            raise ImportStopped
-        skip = frozenset(p.split("#", 1)[1] for p in already if p.startswith(f"{shard}#"))
-        batch: list[Sample] = []
-        for sample in iter_shard_samples(shard, limits=limits, skip=skip):
-            if sample.image_name in skip or member_path(shard, sample.image_name) in already:
-                continue
-            batch.append(sample)
-            if len(batch) >= IMPORT_BATCH:
-                _record(dataset, shard, batch, limits, pool)
-                batch = []
-                if not still_importing(dataset.pk):
-                    raise ImportStopped
-        _record(dataset, shard, batch, limits, pool)
-        if progress:
-            progress(done, len(shards))
+    prefix = f"{shard}#"
+    already = frozenset(
+        path.split("#", 1)[1]
+        for path in dataset.images.filter(relative_path__startswith=prefix).values_list(
+            "relative_path", flat=True
+        )
+    )
+    batch: list[Sample] = []
+    for sample in iter_shard_samples(shard, limits=limits, skip=already):
+        if sample.image_name in already:
+            continue
+        batch.append(sample)
+        if len(batch) >= IMPORT_BATCH:
+            _record(dataset, shard, batch, limits, pool)
+            batch = []
+            if after_batch:
+                after_batch()
+            if not still_importing(dataset.pk):
+                raise ImportStopped
+    _record(dataset, shard, batch, limits, pool)
+    if after_batch:
+        after_batch()
 
 
 def _record(
@@ -220,17 +220,5 @@ def _record(
     pool: ThreadPoolExecutor,
 ) -> None:
     if batch:
-        record_batch(dataset, list(pool.map(lambda sample: _row(shard, sample, limits), batch)))
-        refresh_import_counts(dataset, total_is_processed=True)
-
-
-def import_webdataset(dataset: Dataset, *, progress: ProgressCallback | None) -> Dataset:
-    # The shards checked when the dataset was created (paths resolved, prefixes allowed).
-    shards = list((dataset.options or {}).get("shards") or [])
-    if not shards:
-        raise SourceError("no shards to import")
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 2)) as pool:
-        import_shards(dataset, shards, progress=progress, pool=pool)
-    refresh_import_counts(dataset, total_is_processed=True)
-    finish_import(dataset, what="samples")
-    return dataset
+        rows = list(pool.map(lambda sample: _row(shard, sample, limits), batch))
+        record_batch(dataset, rows, total_is_processed=True)

@@ -12,7 +12,7 @@ export const BATCH_SIZE = 24;
 export const LOOKAHEAD = 3;
 export const PRELOAD_AHEAD = 3;
 // Filters of the queue, in the page URL (?...) and in every API query.
-export const FILTER_KEYS = ["dataset", "mode", "state", "score_min", "score_max", "folder", "category"];
+export const FILTER_KEYS = ["dataset", "mode", "state", "score_min", "score_max", "folder", "category", "class_label"];
 
 export const state = {
   prefs: copyPrefs(DEFAULT_PREFS), // blur, greyscale, break reminder, keymap, view (loaded at start)

@@ -125,4 +125,23 @@ export function bindViews() {
     openInSingle(index);
   });
   els.filters.addEventListener("submit", applyFilters);
+  bindClassFilter();
+}
+
+/**
+ * The class select lists the classes of the dataset the page was opened with: for another
+ * dataset it is hidden and left out of the filters (disabled fields are not in FormData).
+ */
+function bindClassFilter() {
+  const field = document.getElementById("review-class-field");
+  const datasetSelect = els.filters.querySelector("select[name=dataset]");
+  if (!field || !datasetSelect) return;
+  const classSelect = field.querySelector("select");
+  const sync = () => {
+    const own = datasetSelect.value === field.getAttribute("data-dataset");
+    field.hidden = !own;
+    classSelect.disabled = !own;
+  };
+  datasetSelect.addEventListener("change", sync);
+  sync();
 }
