@@ -44,15 +44,24 @@ def test_dataset_stats(reviewer_user):
     assert (counts["confirmed"], counts["rejected"], counts["audited"]) == (4, 2, 2)
     assert (counts["pending"], counts["decided"]) == (1, 6)
 
+    # Flagged: every reviewed score bin holds one flagged image, reviewed, so 3 of 4 confirmed;
+    # the fifth flagged image (0.55) sits in a bin nobody reviewed and is not covered.
     precision = stats["precision"]
     assert precision["n"] == 4 and precision["estimate"] == pytest.approx(0.75)
-    assert (round(precision["low"], 4), round(precision["high"], 4)) == (0.3006, 0.9544)
+    assert (precision["flagged"], precision["flagged_covered"]) == (5, 4)
+    assert 0.0 <= precision["low"] <= 0.75 <= precision["high"] <= 1.0
 
     missed = stats["missed"]
     assert missed["n_audited"] == 2 and missed["rate"] == pytest.approx(0.5)
     assert missed["unflagged"] == 6 and missed["estimated_missed"] == 3
     low, high = wilson_interval(1, 2)
     assert missed["low"] == pytest.approx(low) and missed["high"] == pytest.approx(high)
+
+    # Recall: 3 confirmed flagged against 3 + 6 * 0.5 estimated in the unflagged part.
+    recall = stats["recall"]
+    assert recall["estimate"] == pytest.approx(0.5) and recall["n_audited"] == 2
+    assert recall["low"] <= 0.5 <= recall["high"]
+    assert stats["estimator"]["n_audited"] == 2 and stats["estimator"]["n_unweighted"] == 0
 
     histogram = stats["histogram"]
     assert len(histogram["bins"]) == 21 and histogram["bins"][0] == 0 and histogram["bins"][-1] == 1
@@ -72,16 +81,26 @@ def test_dataset_stats(reviewer_user):
     assert [row["threshold"] for row in stats["thresholds"]] == [
         round(0.05 * i, 2) for i in range(1, 20)
     ]
-    assert rows[0.5] == {"threshold": 0.5, "precision": 0.75, "recall": 0.75, "queue_size": 5}
-    assert rows[0.05]["precision"] == pytest.approx(4 / 6) and rows[0.05]["recall"] == 1.0
+    assert rows[0.5]["precision"] == 0.75 and rows[0.5]["recall"] == pytest.approx(0.5)
+    assert rows[0.5]["queue_size"] == 5 and rows[0.5]["n_reviewed_above"] == 4
+    # Below the threshold recall rests on the audit sample: no flattering 1.000 where no
+    # audited image lies between the threshold and the current one.
+    assert rows[0.45]["recall"] == pytest.approx(0.5) and rows[0.45]["queue_size"] == 6
+    assert rows[0.3]["recall"] == pytest.approx(1.0)
+    assert rows[0.3]["precision"] == pytest.approx(6 / 7)
+    assert rows[0.05]["precision"] == pytest.approx(0.6) and rows[0.05]["recall"] == 1.0
     assert rows[0.05]["queue_size"] == 10
-    assert rows[0.9] == {"threshold": 0.9, "precision": 1.0, "recall": 0.25, "queue_size": 1}
-    assert rows[0.95] == {"threshold": 0.95, "precision": None, "recall": 0.0, "queue_size": 0}
+    assert rows[0.9]["precision"] == 1.0 and rows[0.9]["recall"] == pytest.approx(1 / 6)
+    assert rows[0.9]["queue_size"] == 1
+    assert rows[0.95]["precision"] is None and rows[0.95]["recall"] == 0.0
+    assert rows[0.95]["queue_size"] == 0
 
     assert stats["throughput"] == [
         {"reviewer": "reviewer", "day": timezone.now().date(), "verdicts": 6}
     ]
-    assert stats["agreement"] == {"overall": None, "pairs": []}
+    assert stats["agreement"]["overall"] is None and stats["agreement"]["pairs"] == []
+    assert stats["agreement"]["fleiss"]["n"] == 0 and stats["agreement"]["fleiss"]["kappa"] is None
+    assert stats["forecast"]["pending"] == 1
     assert stats["policy"]["auto_retrain_every"] is None
 
 
