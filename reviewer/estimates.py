@@ -61,6 +61,21 @@ class WeightedSample:
     unflagged_stratum: int
 
 
+def _collapsed(population: np.ndarray, reviewed: np.ndarray, unflagged: int) -> np.ndarray:
+    """Strata populations with each score bin nobody reviewed merged into the nearest reviewed
+    bin (the lower one on a tie: usually the less precise), so that its images still count
+    (as that bin's) instead of dropping out of the flagged set. The audit stratum stays."""
+    merged = np.zeros(len(population), dtype=np.float64)
+    bins = [h for h in range(len(population)) if h != unflagged]
+    seen = [h for h in bins if reviewed[h] > 0]
+    for h in bins:
+        if seen:
+            target = min(seen, key=lambda s: (abs(s - h), s))
+            merged[target] += population[h]
+    merged[unflagged] = population[unflagged]
+    return merged
+
+
 def _interval(values: np.ndarray) -> tuple[float | None, float | None]:
     finite = values[np.isfinite(values)]
     if finite.size < 0.5 * values.size or finite.size == 0:
@@ -90,6 +105,9 @@ class StratifiedEstimator:
         self.labels = sample.labels[used].astype(np.float64)
         self.strata = sample.strata[used].astype(np.int64)
         self.n_per_stratum = np.bincount(self.strata, minlength=len(sample.population))
+        self.population = _collapsed(
+            sample.population, self.n_per_stratum, sample.unflagged_stratum
+        )
         # (n, T) indicators: above each threshold, and above and confirmed.
         above = self.scores[:, None] >= self.thresholds[None, :]
         self._quantities = np.concatenate(
@@ -100,7 +118,7 @@ class StratifiedEstimator:
 
     def _totals(self, counts: np.ndarray) -> np.ndarray:
         """(R, 2T+1) weighted population totals of the quantities for R count vectors."""
-        population = self.sample.population.astype(np.float64)
+        population = self.population
         totals = np.zeros((counts.shape[0], self._quantities.shape[1]))
         for h in np.flatnonzero(self.n_per_stratum):
             members = self.strata == h
@@ -115,7 +133,7 @@ class StratifiedEstimator:
         size (multinomial counts); a stratum over BOOTSTRAP_BLOCK images takes Poisson(1)
         counts block by block instead (the same in the limit, in bounded memory)."""
         rng = np.random.default_rng(BOOTSTRAP_SEED)
-        population = self.sample.population.astype(np.float64)
+        population = self.population
         replicates = np.zeros((BOOTSTRAP_REPLICATES, self._quantities.shape[1]))
         for h in np.flatnonzero(self.n_per_stratum):
             quantities = self._quantities[self.strata == h]

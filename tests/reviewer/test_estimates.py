@@ -59,7 +59,7 @@ def test_recall_and_precision_match_the_truth_within_their_intervals():
     scores, labels = _population()
     threshold = 0.55
     sample = _sample(
-        scores, labels, threshold=threshold, reviewed_flagged=400, audited=600, extra_below=200
+        scores, labels, threshold=threshold, reviewed_flagged=1200, audited=1500, extra_below=200
     )
     thresholds = [0.35, 0.45, threshold, 0.7]
     rows = StratifiedEstimator(sample, thresholds).precision_recall()

@@ -44,12 +44,13 @@ def test_dataset_stats(reviewer_user):
     assert (counts["confirmed"], counts["rejected"], counts["audited"]) == (4, 2, 2)
     assert (counts["pending"], counts["decided"]) == (1, 6)
 
-    # Flagged: every reviewed score bin holds one flagged image, reviewed, so 3 of 4 confirmed;
-    # the fifth flagged image (0.55) sits in a bin nobody reviewed and is not covered.
+    # Flagged: every reviewed score bin holds one flagged image, reviewed (3 of 4 confirmed);
+    # the fifth flagged image (0.55) sits in a bin nobody reviewed and counts as the nearest
+    # reviewed bin's (0.66, confirmed): 4 of 5.
     precision = stats["precision"]
-    assert precision["n"] == 4 and precision["estimate"] == pytest.approx(0.75)
+    assert precision["n"] == 4 and precision["estimate"] == pytest.approx(0.8)
     assert (precision["flagged"], precision["flagged_covered"]) == (5, 4)
-    assert 0.0 <= precision["low"] <= 0.75 <= precision["high"] <= 1.0
+    assert 0.0 <= precision["low"] <= 0.8 <= precision["high"] <= 1.0
 
     missed = stats["missed"]
     assert missed["n_audited"] == 2 and missed["rate"] == pytest.approx(0.5)
@@ -57,10 +58,10 @@ def test_dataset_stats(reviewer_user):
     low, high = wilson_interval(1, 2)
     assert missed["low"] == pytest.approx(low) and missed["high"] == pytest.approx(high)
 
-    # Recall: 3 confirmed flagged against 3 + 6 * 0.5 estimated in the unflagged part.
+    # Recall: 4 estimated confirmed flagged against 4 + 6 * 0.5 in the unflagged part.
     recall = stats["recall"]
-    assert recall["estimate"] == pytest.approx(0.5) and recall["n_audited"] == 2
-    assert recall["low"] <= 0.5 <= recall["high"]
+    assert recall["estimate"] == pytest.approx(4 / 7) and recall["n_audited"] == 2
+    assert recall["low"] <= 4 / 7 <= recall["high"]
     assert stats["estimator"]["n_audited"] == 2 and stats["estimator"]["n_unweighted"] == 0
 
     histogram = stats["histogram"]
@@ -81,16 +82,17 @@ def test_dataset_stats(reviewer_user):
     assert [row["threshold"] for row in stats["thresholds"]] == [
         round(0.05 * i, 2) for i in range(1, 20)
     ]
-    assert rows[0.5]["precision"] == 0.75 and rows[0.5]["recall"] == pytest.approx(0.5)
+    assert rows[0.5]["precision"] == pytest.approx(0.8)
+    assert rows[0.5]["recall"] == pytest.approx(4 / 7)
     assert rows[0.5]["queue_size"] == 5 and rows[0.5]["n_reviewed_above"] == 4
     # Below the threshold recall rests on the audit sample: no flattering 1.000 where no
     # audited image lies between the threshold and the current one.
-    assert rows[0.45]["recall"] == pytest.approx(0.5) and rows[0.45]["queue_size"] == 6
+    assert rows[0.45]["recall"] == pytest.approx(4 / 7) and rows[0.45]["queue_size"] == 6
     assert rows[0.3]["recall"] == pytest.approx(1.0)
-    assert rows[0.3]["precision"] == pytest.approx(6 / 7)
-    assert rows[0.05]["precision"] == pytest.approx(0.6) and rows[0.05]["recall"] == 1.0
+    assert rows[0.3]["precision"] == pytest.approx(7 / 8)
+    assert rows[0.05]["precision"] == pytest.approx(7 / 11) and rows[0.05]["recall"] == 1.0
     assert rows[0.05]["queue_size"] == 10
-    assert rows[0.9]["precision"] == 1.0 and rows[0.9]["recall"] == pytest.approx(1 / 6)
+    assert rows[0.9]["precision"] == 1.0 and rows[0.9]["recall"] == pytest.approx(1 / 7)
     assert rows[0.9]["queue_size"] == 1
     assert rows[0.95]["precision"] is None and rows[0.95]["recall"] == 0.0
     assert rows[0.95]["queue_size"] == 0
