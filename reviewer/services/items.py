@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from django.db import connection
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from curation.bulk import insert_rows, update_rows
 from curation.models import ScoringRun
 from reviewer.models import (
+    Decision,
     ReviewItem,
 )
 
@@ -18,7 +20,9 @@ def review_items_sync(*, run: ScoringRun, scores: dict[int, float]) -> int:
     Flagged images (score >= threshold) get a pending item, or keep their item with the
     new score. Pending items whose image fell below the threshold are withdrawn (audit
     items excepted: they are below the threshold by design); decided items keep their
-    verdicts whatever the new score.
+    verdicts whatever the new score. Uncertain-queue items still below the threshold that
+    nobody holds or gave a verdict on are dropped: the queue picks the images nearest the
+    new boundary again on demand (their order follows the new scores).
 
     Plain rows and executemany, not model instances and bulk_update: a rescore of a
     million images passes through here in 20,000-score chunks.
@@ -30,12 +34,13 @@ def review_items_sync(*, run: ScoringRun, scores: dict[int, float]) -> int:
     # An id range, not an IN list of thousands of ids (chunks are contiguous id ranges).
     existing = ReviewItem.objects.filter(
         dataset_id=run.dataset_id, image_id__gte=min(scores), image_id__lte=max(scores)
-    ).values_list("id", "image_id", "state", "is_audit")
+    ).values_list("id", "image_id", "state", "is_audit", "is_uncertain")
     rescored: list[tuple[int, float, float, int]] = []
     restored: list[int] = []
     withdrawn: list[int] = []
+    stale_uncertain: list[int] = []
     has_item: set[int] = set()
-    for item_id, image_id, state, is_audit in existing:
+    for item_id, image_id, state, is_audit, is_uncertain in existing:
         p = scores.get(image_id)
         if p is None:
             continue
@@ -43,6 +48,8 @@ def review_items_sync(*, run: ScoringRun, scores: dict[int, float]) -> int:
         rescored.append((item_id, p, abs(p - threshold), run.pk))
         if state == ReviewItem.State.WITHDRAWN and image_id in flagged:
             restored.append(item_id)
+        elif state == ReviewItem.State.PENDING and image_id not in flagged and is_uncertain:
+            stale_uncertain.append(item_id)
         elif state == ReviewItem.State.PENDING and image_id not in flagged and not is_audit:
             withdrawn.append(item_id)
 
@@ -95,6 +102,13 @@ def review_items_sync(*, run: ScoringRun, scores: dict[int, float]) -> int:
         ReviewItem.objects.filter(
             id__in=restored[start : start + 1000], state=ReviewItem.State.WITHDRAWN
         ).update(state=ReviewItem.State.PENDING)
+    now = timezone.now()
+    for start in range(0, len(stale_uncertain), 1000):
+        ReviewItem.objects.filter(
+            id__in=stale_uncertain[start : start + 1000], state=ReviewItem.State.PENDING
+        ).filter(Q(leased_by__isnull=True) | Q(lease_expires_at__lt=now)).exclude(
+            Exists(Decision.objects.filter(item_id=OuterRef("pk")))
+        ).delete()
     for start in range(0, len(withdrawn), 1000):
         ReviewItem.objects.filter(
             id__in=withdrawn[start : start + 1000], state=ReviewItem.State.PENDING
