@@ -5,25 +5,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reviewer', '0006_exposure'),
+        ("reviewer", "0006_exposure"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='reviewitem',
-            name='is_uncertain',
+            model_name="reviewitem",
+            name="is_uncertain",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AddField(
-            model_name='reviewsettings',
-            name='learn_uncertain_share',
-            field=models.FloatField(default=0.5, validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)]),
+            model_name="reviewsettings",
+            name="learn_uncertain_share",
+            field=models.FloatField(
+                default=0.5,
+                validators=[
+                    django.core.validators.MinValueValidator(0.0),
+                    django.core.validators.MaxValueValidator(1.0),
+                ],
+            ),
         ),
         migrations.AddField(
-            model_name='reviewsettings',
-            name='uncertain_diverse',
+            model_name="reviewsettings",
+            name="uncertain_diverse",
             field=models.BooleanField(default=True),
         ),
     ]
