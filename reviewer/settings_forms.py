@@ -12,6 +12,7 @@ from curation.forms import PromptVersionChoiceField
 from curation.models import Dataset
 from curation.selectors import dataset_latest_run, prompt_version_list
 from curation.services.clip_config import configured_model_key
+from curation.services.prompt_policy import DEFAULT_RETRAIN_EVERY
 from reviewer.models import MAX_AUDIT_SHARE, ReviewSettings
 
 # The review screen's number keys: the first nine categories get 1..9.
@@ -93,7 +94,7 @@ class ReviewSettingsForm(forms.Form):
             "learn_uncertain_percent": Decimal(str(round(rules.learn_uncertain_share * 100, 1))),
             "uncertain_diverse": rules.uncertain_diverse,
             "auto_retrain": rules.auto_retrain_every is not None,
-            "auto_retrain_every": rules.auto_retrain_every,
+            "auto_retrain_every": rules.auto_retrain_every or DEFAULT_RETRAIN_EVERY,
             "pinned_version": rules.pinned_version_id,
         }
 
