@@ -52,6 +52,8 @@ class WeightedSample:
         strata: (n,) stratum index into population, or UNWEIGHTED.
         population: (H,) images of the run in each stratum (N_h).
         unflagged_stratum: the index of the audit stratum (the unflagged part).
+        score_bins: strata 0..score_bins-1 are score bins (one nobody reviewed counts as the
+            nearest reviewed one); None: every stratum but the audit one.
     """
 
     scores: np.ndarray
@@ -59,20 +61,24 @@ class WeightedSample:
     strata: np.ndarray
     population: np.ndarray
     unflagged_stratum: int
+    score_bins: int | None = None
 
 
-def _collapsed(population: np.ndarray, reviewed: np.ndarray, unflagged: int) -> np.ndarray:
+def _collapsed(
+    population: np.ndarray, reviewed: np.ndarray, unflagged: int, score_bins: int | None
+) -> np.ndarray:
     """Strata populations with each score bin nobody reviewed merged into the nearest reviewed
     bin (the lower one on a tie: usually the less precise), so that its images still count
     (as that bin's) instead of dropping out of the flagged set. The audit stratum stays."""
-    merged = np.zeros(len(population), dtype=np.float64)
-    bins = [h for h in range(len(population)) if h != unflagged]
+    merged = population.astype(np.float64)
+    limit = len(population) if score_bins is None else score_bins
+    bins = [h for h in range(limit) if h != unflagged]
+    merged[bins] = 0.0
     seen = [h for h in bins if reviewed[h] > 0]
     for h in bins:
         if seen:
             target = min(seen, key=lambda s: (abs(s - h), s))
             merged[target] += population[h]
-    merged[unflagged] = population[unflagged]
     return merged
 
 
@@ -106,7 +112,7 @@ class StratifiedEstimator:
         self.strata = sample.strata[used].astype(np.int64)
         self.n_per_stratum = np.bincount(self.strata, minlength=len(sample.population))
         self.population = _collapsed(
-            sample.population, self.n_per_stratum, sample.unflagged_stratum
+            sample.population, self.n_per_stratum, sample.unflagged_stratum, sample.score_bins
         )
         # (n, T) indicators: above each threshold, and above and confirmed.
         above = self.scores[:, None] >= self.thresholds[None, :]

@@ -1,9 +1,10 @@
 """The automatic-retrain policy: after every N verdicts, train a candidate; keep it if better.
 
 A candidate goes live only when it is at least as good as the active version on the same
-held-out verdicts (by the F1 of the inappropriate class: with a few per cent offensive,
-accuracy says little; by accuracy where a version's metrics predate F1), and never for a
-dataset pinned to a version.
+held-out verdicts, and never for a dataset pinned to a version. "As good" is measured by the
+average precision of the inappropriate class where both have it (threshold-free, so steadier
+than F1 on the few offensive held-out images early on; with a few per cent offensive,
+accuracy says little), else F1, else accuracy (metrics that predate them).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ logger = logging.getLogger(__name__)
 # What the settings page offers when auto-retrain is turned on: training takes seconds on
 # cached embeddings, and 50 verdicts move held-out F1 measurably (make bench-labels).
 DEFAULT_RETRAIN_EVERY = 50
+
+# The held-out figures a candidate is compared on, the first both versions have.
+COMPARED_MEASURES = ("average_precision", "f1", "accuracy")
 
 
 def prompt_policy_update(
@@ -96,8 +100,10 @@ def _compared(metrics: dict) -> tuple[str, float | None, float | None]:
     """(measure, candidate's, active's) held-out figure the decision compares."""
     candidate = metrics.get("heldout") or {}
     active = metrics.get("active_heldout") or {}
-    measure = "f1" if "f1" in candidate and (not active or "f1" in active) else "accuracy"
-    return measure, candidate.get(measure), active.get(measure) if active else None
+    for measure in COMPARED_MEASURES:
+        if candidate.get(measure) is not None and (not active or active.get(measure) is not None):
+            return measure, candidate[measure], active.get(measure) if active else None
+    return "accuracy", candidate.get("accuracy"), active.get("accuracy") if active else None
 
 
 def prompt_policy_apply(*, job_id: int) -> PromptJob:

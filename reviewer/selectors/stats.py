@@ -222,8 +222,10 @@ def _weighted_sample(
     unflagged: int,
 ) -> WeightedSample:
     """The reviewed images as a stratified sample (see reviewer.estimates): flagged images by
-    score bin, audited images below the threshold as the unflagged stratum, the rest
-    (uncertain-queue items, items a rescore moved below) unweighted."""
+    score bin; below the threshold, the images reviewed for another reason (uncertain-queue
+    items, items a rescore moved below) stand for themselves only (weight 1), and the audit
+    sample stands for the rest of the unflagged part (the audit draws only images without
+    an item)."""
     threshold = run.threshold if run is not None else 1.0
     audited = set(
         ReviewItem.objects.filter(dataset=dataset, is_audit=True).values_list("image_id", flat=True)
@@ -233,13 +235,18 @@ def _weighted_sample(
         if p >= threshold:
             strata.append(min(HISTOGRAM_BINS - 1, max(0, math.floor(p * HISTOGRAM_BINS))))
         else:
-            strata.append(HISTOGRAM_BINS if image_id in audited else UNWEIGHTED)
+            strata.append(HISTOGRAM_BINS if image_id in audited else HISTOGRAM_BINS + 1)
+    known_below = strata.count(HISTOGRAM_BINS + 1)
     return WeightedSample(
         scores=np.array([p for _, p, _ in reviewed], dtype=np.float64),
         labels=np.array([c for _, _, c in reviewed], dtype=np.int64),
         strata=np.array(strata, dtype=np.int64),
-        population=np.array([*_flagged_bin_population(run), unflagged], dtype=np.int64),
+        population=np.array(
+            [*_flagged_bin_population(run), max(0, unflagged - known_below), known_below],
+            dtype=np.int64,
+        ),
         unflagged_stratum=HISTOGRAM_BINS,
+        score_bins=HISTOGRAM_BINS,
     )
 
 
@@ -256,12 +263,21 @@ def _estimates(
     audit = sample.strata == sample.unflagged_stratum
     n_audited = int(audit.sum())
     hits_audited = int(sample.labels[audit].sum())
-    unflagged = int(sample.population[sample.unflagged_stratum])
+    unflagged = int(sample.population[sample.unflagged_stratum :].sum())
     thresholds = [*THRESHOLDS, *([threshold] if threshold is not None else [])]
     rows = StratifiedEstimator(sample, thresholds).precision_recall()
     current = rows.pop() if threshold is not None else None
-    rate = hits_audited / n_audited if n_audited else None
-    low, high = proportion_interval(hits_audited, n_audited)
+    # Below the threshold: the audit share of the audit stratum, plus the confirmed images
+    # reviewed there for another reason (known exactly), over every unflagged image.
+    audit_population = int(sample.population[sample.unflagged_stratum])
+    known_hits = int(sample.labels[sample.strata == sample.unflagged_stratum + 1].sum())
+    share, share_low, share_high = (
+        None if bound is None else (bound * audit_population + known_hits) / unflagged
+        for bound in (
+            hits_audited / n_audited if n_audited else None,
+            *proportion_interval(hits_audited, n_audited),
+        )
+    )
     n_flagged_reviewed = int(flagged_strata.size)
     precision = {
         "estimate": current["precision"] if current and n_flagged_reviewed else None,
@@ -280,14 +296,14 @@ def _estimates(
         "n_audited": n_audited,
     }
     missed = {
-        "rate": rate,
-        "low": low,
-        "high": high,
+        "rate": share,
+        "low": share_low,
+        "high": share_high,
         "n_audited": n_audited,
         "unflagged": unflagged,
-        "estimated_missed": round(rate * unflagged) if rate is not None else None,
-        "estimated_missed_low": round(low * unflagged) if low is not None else None,
-        "estimated_missed_high": round(high * unflagged) if high is not None else None,
+        "estimated_missed": round(share * unflagged) if share is not None else None,
+        "estimated_missed_low": round(share_low * unflagged) if share_low is not None else None,
+        "estimated_missed_high": round(share_high * unflagged) if share_high is not None else None,
     }
     table = [
         {**row, "queue_size": sum(totals[round(float(row["threshold"] or 0) * HISTOGRAM_BINS) :])}
@@ -301,7 +317,7 @@ def _estimates(
         "estimator": {
             "n_audited": n_audited,
             "n_weighted": int((sample.strata != UNWEIGHTED).sum()),
-            "n_unweighted": int((sample.strata == UNWEIGHTED).sum()),
+            "n_below_reviewed": int((sample.strata == HISTOGRAM_BINS + 1).sum()),
             "method": (
                 "inverse-probability weights: flagged images by score bin, the audit sample "
                 "for the unflagged part; stratified bootstrap 95 % intervals"

@@ -62,7 +62,7 @@ def test_dataset_stats(reviewer_user):
     recall = stats["recall"]
     assert recall["estimate"] == pytest.approx(4 / 7) and recall["n_audited"] == 2
     assert recall["low"] <= 4 / 7 <= recall["high"]
-    assert stats["estimator"]["n_audited"] == 2 and stats["estimator"]["n_unweighted"] == 0
+    assert stats["estimator"]["n_audited"] == 2 and stats["estimator"]["n_below_reviewed"] == 0
 
     histogram = stats["histogram"]
     assert len(histogram["bins"]) == 21 and histogram["bins"][0] == 0 and histogram["bins"][-1] == 1
@@ -115,3 +115,30 @@ def test_stats_for_a_prompt_version_use_that_versions_run(reviewer_user):
     assert dataset_review_stats(dataset=dataset, version=other)["counts"]["scored"] == 0
     ScoringRun.objects.filter(pk=run.pk).update(prompt_version=other)
     assert dataset_review_stats(dataset=dataset, version=other)["counts"]["scored"] == 2
+
+
+def test_images_reviewed_below_the_threshold_outside_the_audit_count_as_themselves(
+    reviewer_user,
+):
+    dataset, run, images = make_dataset([0.9, 0.45, 0.2, 0.1], threshold=0.5)
+    review_decision_record(
+        item_id=item_of(images[0]).pk, reviewer=reviewer_user, verdict="inappropriate"
+    )
+    near = ReviewItem.objects.create(
+        dataset=dataset, image=images[1], score=0.45, margin=0.05, run=run, is_uncertain=True
+    )
+    review_decision_record(item_id=near.pk, reviewer=reviewer_user, verdict="inappropriate")
+    audit = ReviewItem.objects.create(
+        dataset=dataset, image=images[2], score=0.2, run=run, is_audit=True
+    )
+    review_decision_record(item_id=audit.pk, reviewer=reviewer_user, verdict="appropriate")
+
+    stats = dataset_review_stats(dataset=dataset)
+    # Unflagged: 3 images; the uncertain one is known (confirmed), the audit sample (0 of 1)
+    # stands for the other 2.
+    assert stats["missed"]["rate"] == pytest.approx(1 / 3)
+    assert stats["missed"]["estimated_missed"] == 1
+    assert stats["recall"]["estimate"] == pytest.approx(0.5)
+    assert stats["estimator"]["n_below_reviewed"] == 1
+    # The uncertain verdict never passes for an audit result.
+    assert stats["counts"]["audited"] == 1
