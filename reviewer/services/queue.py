@@ -355,6 +355,12 @@ def _lease_learn(
             candidates=candidates.order_by("-score", "id"), reviewer=reviewer,
             count=limit - len(ids), now=now, expires=expires,
         )  # fmt: skip
+    if len(ids) < limit and _uncertain_items_create(dataset=dataset, wanted=limit - len(ids)):
+        # The flagged part is done: the rest of the batch comes from below the threshold.
+        ids += _lease(
+            candidates=candidates.order_by("margin", "id"), reviewer=reviewer,
+            count=limit - len(ids), now=now, expires=expires,
+        )  # fmt: skip
     return held, ids
 
 

@@ -95,8 +95,9 @@ def test_learn_mode_at_the_ends_of_its_ratio(reviewer_user, share, expected):
     dataset, _, images = make_dataset(scores, threshold=0.5)
     review_settings_update(dataset=dataset, learn_uncertain_share=share)
     served = [item.image_id for item in drain(reviewer_user, mode="learn", dataset=dataset)]
-    if expected == "score":  # highest score first, never below the threshold
-        assert served == [images[i].pk for i in (0, 1, 5)]
+    if expected == "score":  # highest score first, then below the threshold when done
+        assert served[:3] == [images[i].pk for i in (0, 1, 5)]
+        assert served[3:] == [images[i].pk for i in (2, 4, 3)]
     else:
         assert served == [images[i].pk for i in (2, 4, 5, 1, 3, 0)]
 
@@ -152,3 +153,10 @@ def test_a_rescore_drops_untouched_uncertain_items_and_keeps_the_others(reviewer
     assert images[3].pk not in left  # untouched: dropped, picked again on demand if nearest
     assert left[images[4].pk] == ReviewItem.State.PENDING  # now flagged
     assert Decision.objects.filter(item__image=images[1]).exists()
+
+
+def test_learn_mode_goes_on_below_the_threshold_once_the_flagged_part_is_done(reviewer_user):
+    dataset, _, images = make_dataset([0.9, 0.45, 0.3], threshold=0.5)
+    review_settings_update(dataset=dataset, learn_uncertain_share=0.0)
+    served = [item.image_id for item in drain(reviewer_user, mode="learn", dataset=dataset)]
+    assert served == [images[0].pk, images[1].pk, images[2].pk]
