@@ -17,6 +17,7 @@ class LabelledEmbeddings:
     image_ids: list[int]
     embeddings: np.ndarray  # float32 (N, D)
     labels: np.ndarray  # int64 (N,): 1 = inappropriate (confirmed), 0 = appropriate
+    hashes: tuple[str, ...] = ()  # content hash (sha256) of each image
 
 
 def labelled_embeddings(*, dataset_id: int, model_key: str, dim: int) -> LabelledEmbeddings:
@@ -40,4 +41,5 @@ def labelled_embeddings(*, dataset_id: int, model_key: str, dim: int) -> Labelle
             [1 if verdict == Decision.Verdict.INAPPROPRIATE else 0 for _, _, verdict in kept],
             dtype=np.int64,
         ),
+        hashes=tuple(sha for _, sha, _ in kept),
     )

@@ -12,6 +12,7 @@ import numpy as np
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
+from sklearn.metrics import average_precision_score
 
 from curation.errors import ValidationFailed
 from curation.models import Dataset, PromptJob, PromptVersion
@@ -21,7 +22,8 @@ from curation.services.prompt_policy import prompt_policy_apply
 from curation.services.prompt_versions import prompt_vectors
 from curation.services.prompt_zero_shot import prompt_version_create_zero_shot
 from labels.selectors import labelled_embeddings
-from worker.engine.metrics import classification_metrics, stratified_split
+from worker.engine.evaluation.splits import content_hash_split
+from worker.engine.metrics import classification_metrics
 from worker.engine.scoring import inappropriate_probability
 from worker.engine.store import prompts_to_bytes
 from worker.engine.tuning import train_prompts
@@ -92,7 +94,15 @@ def prompt_job_run(*, job_id: int, clip_provider=None) -> PromptJob:
 
 
 def _evaluate(vectors: np.ndarray, embeddings: np.ndarray, labels: np.ndarray) -> dict:
-    return classification_metrics(labels, inappropriate_probability(embeddings, vectors))
+    """classification_metrics, plus the average precision of the inappropriate class (None
+    without both classes): with a few per cent offensive, accuracy says little."""
+    probabilities = inappropriate_probability(embeddings, vectors)
+    metrics: dict[str, Any] = classification_metrics(labels, probabilities)
+    both = labels.size and 0 < int(labels.sum()) < labels.size
+    metrics["average_precision"] = (
+        float(average_precision_score(labels, probabilities)) if both else None
+    )
+    return metrics
 
 
 def prompt_version_train(
@@ -106,9 +116,10 @@ def prompt_version_train(
 ) -> PromptVersion:
     """Tune new prompts on the dataset's verdicts (cached embeddings only), starting from parent.
 
-    The verdicts are split (stratified, seeded) into train and held-out parts; the new
-    version's metrics record its held-out scores next to the parent's and the active
-    version's on the same held-out verdicts.
+    The verdicts are split by content hash into train and held-out parts (see
+    content_hash_split); the new version's metrics record its held-out scores (F1 of the
+    inappropriate class and average precision among them) next to the parent's and the
+    active version's on the same held-out verdicts.
     """
     config = config or TuningConfig()
     data = labelled_embeddings(dataset_id=dataset.pk, model_key=parent.model_key, dim=parent.dim)
@@ -120,7 +131,9 @@ def prompt_version_train(
             f"images with cached embeddings; this dataset has {counts[1]} confirmed and "
             f"{counts[0]} rejected."
         )
-    train_idx, test_idx = stratified_split(labels, test_fraction=heldout_fraction, seed=config.seed)
+    # By content hash: identical files never sit on both sides, and the held-out part stays
+    # put as verdicts accumulate (each retrain is compared on files no predecessor saw).
+    train_idx, test_idx = content_hash_split(data.hashes, labels, test_fraction=heldout_fraction)
     init = prompt_vectors(parent)
     result = train_prompts(
         data.embeddings[train_idx], labels[train_idx], init_prompts=init, config=config

@@ -92,6 +92,9 @@ class ReviewItem(models.Model):
     run = models.ForeignKey(ScoringRun, null=True, on_delete=models.SET_NULL, related_name="+")
     # A random sample of images below the threshold, reviewed to estimate what the model misses.
     is_audit = models.BooleanField(default=False)
+    # An image below the threshold picked for being near the decision boundary (the uncertain
+    # and learn queues, over the whole dataset): kept pending by rescores, never an audit item.
+    is_uncertain = models.BooleanField(default=False, db_default=False)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     leased_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -208,6 +211,14 @@ class ReviewSettings(models.Model):
     audit_share = models.FloatField(
         default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(MAX_AUDIT_SHARE)]
     )
+    # Share of the learn queue's items that come from the uncertain queue (the rest: highest
+    # score first).
+    learn_uncertain_share = models.FloatField(
+        default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    # The uncertain queue skips images nearly identical (embedding cosine) to one it already
+    # picked, so that one cluster of near-copies does not fill it.
+    uncertain_diverse = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -12,6 +12,7 @@ from curation.forms import PromptVersionChoiceField
 from curation.models import Dataset
 from curation.selectors import dataset_latest_run, prompt_version_list
 from curation.services.clip_config import configured_model_key
+from curation.services.prompt_policy import DEFAULT_RETRAIN_EVERY
 from reviewer.models import MAX_AUDIT_SHARE, ReviewSettings
 
 # The review screen's number keys: the first nine categories get 1..9.
@@ -44,6 +45,21 @@ class ReviewSettingsForm(forms.Form):
         f"threshold, to measure what the model misses (0–{MAX_AUDIT_SHARE * 100:g} %).",
         widget=forms.NumberInput(attrs={"step": "0.5"}),
     )
+    learn_uncertain_percent = forms.DecimalField(
+        label="Learn queue: uncertain share (%)",
+        min_value=Decimal(0),
+        max_value=Decimal(100),
+        max_digits=4,
+        decimal_places=1,
+        help_text="Part of the learn queue given to images nearest the decision boundary "
+        "(over the whole dataset); the rest is highest score first.",
+        widget=forms.NumberInput(attrs={"step": "5"}),
+    )
+    uncertain_diverse = forms.BooleanField(
+        label="Uncertain queue skips near-copies",
+        required=False,
+        help_text="Leave out images nearly identical to one the uncertain queue already holds.",
+    )
     auto_retrain = forms.BooleanField(label="Retrain automatically", required=False)
     auto_retrain_every = forms.IntegerField(
         label="Every N verdicts",
@@ -75,8 +91,10 @@ class ReviewSettingsForm(forms.Form):
             "required_verdicts": rules.required_verdicts,
             "near_duplicate_distance": rules.near_duplicate_distance,
             "audit_share_percent": Decimal(str(round(rules.audit_share * 100, 1))),
+            "learn_uncertain_percent": Decimal(str(round(rules.learn_uncertain_share * 100, 1))),
+            "uncertain_diverse": rules.uncertain_diverse,
             "auto_retrain": rules.auto_retrain_every is not None,
-            "auto_retrain_every": rules.auto_retrain_every,
+            "auto_retrain_every": rules.auto_retrain_every or DEFAULT_RETRAIN_EVERY,
             "pinned_version": rules.pinned_version_id,
         }
 
@@ -98,6 +116,8 @@ class ReviewSettingsForm(forms.Form):
             "required_verdicts": values["required_verdicts"],
             "near_duplicate_distance": values["near_duplicate_distance"],
             "audit_share": float(values["audit_share_percent"]) / 100,
+            "learn_uncertain_share": float(values["learn_uncertain_percent"]) / 100,
+            "uncertain_diverse": bool(values["uncertain_diverse"]),
             "auto_retrain_every": values["auto_retrain_every"] if values["auto_retrain"] else None,
             "pinned_version": values["pinned_version"],
         }

@@ -22,6 +22,7 @@ ITEM_ID_PLACEHOLDER = "0"
 QUEUE_MODES = (
     ("score", "Highest score", False),
     ("uncertain", "Most uncertain", False),
+    ("learn", "Learn (uncertain + highest)", False),
     ("audit", "Audit sample", False),
     ("disagreement", "Disagreements", True),
 )

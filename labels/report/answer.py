@@ -38,9 +38,9 @@ def _review(figures: dict[str, Any]) -> str:
     ]
     if precision["n"]:
         parts.append(
-            f"Of the reviewed flagged images, an estimated {_pct(precision['estimate'])} "
-            f"(95 % interval {_pct(precision['low'])}\u2013{_pct(precision['high'])}, "
-            f"n = {precision['n']}) were confirmed."
+            f"Weighting the {precision['n']} reviewed flagged images by score bin, an "
+            f"estimated {_pct(precision['estimate'])} of the flagged images are offensive "
+            f"(95 % interval {_pct(precision['low'])}\u2013{_pct(precision['high'])})."
         )
     else:
         parts.append(
@@ -62,6 +62,18 @@ def _missed(figures: dict[str, Any]) -> str:
         f"{_pct(missed['high'])}) of the {missed['unflagged']:,} unflagged images may also be "
         f"offensive, roughly {missed['estimated_missed']:,} images "
         f"({missed['estimated_missed_low']:,}\u2013{missed['estimated_missed_high']:,})."
+        + _recall(figures)
+    )
+
+
+def _recall(figures: dict[str, Any]) -> str:
+    recall = figures.get("recall") or {}
+    if recall.get("estimate") is None:
+        return ""
+    return (
+        f" Together with the flagged part, the threshold finds an estimated "
+        f"{_pct(recall['estimate'])} of all offensive images (recall; 95 % interval "
+        f"{_pct(recall['low'])}\u2013{_pct(recall['high'])})."
     )
 
 

@@ -159,5 +159,6 @@ def dataset_report_figures(*, dataset: Dataset) -> dict[str, Any]:
         "histogram": stats["histogram"],
         "precision": stats["precision"],
         "missed": stats["missed"],
+        "recall": stats["recall"],
         "prompt_version": _prompt_version(stats["prompt_version"]),
     }

@@ -195,14 +195,22 @@ def classes_svg(classes: list[dict[str, Any]]) -> str:
     )
 
 
-def estimates_svg(precision: dict[str, Any], missed: dict[str, Any]) -> str:
-    """The two estimates with their 95 % Wilson intervals on one 0-100 % axis."""
-    figure, axes = _figure(1.7)
+def estimates_svg(
+    precision: dict[str, Any], missed: dict[str, Any], recall: dict[str, Any] | None = None
+) -> str:
+    """The estimates (reviewer.estimates: inverse-probability weights) with their 95 %
+    intervals on one 0-100 % axis."""
+    figure, axes = _figure(2.2 if recall is not None else 1.7)
     rows = [
-        ("Flagged images confirmed", precision["estimate"], precision["low"], precision["high"]),
+        ("Flagged images offensive", precision["estimate"], precision["low"], precision["high"]),
         ("Offensive below threshold", missed["rate"], missed["low"], missed["high"]),
     ]
-    for y, (_label, estimate, low, high) in zip((1, 0), rows, strict=True):
+    if recall is not None:
+        rows.append(("Recall", recall["estimate"], recall["low"], recall["high"]))
+    ys = list(range(len(rows) - 1, -1, -1))
+    for y, (_label, estimate, low, high) in zip(ys, rows, strict=True):
+        if estimate is not None and (low is None or high is None):
+            low = high = estimate
         if estimate is None:
             axes.text(0.01, y, "no verdicts yet", va="center", fontsize=8, color=INK)
             continue
@@ -221,11 +229,11 @@ def estimates_svg(precision: dict[str, Any], missed: dict[str, Any]) -> str:
             fontsize=8,
             color=INK,
         )
-    axes.set_yticks([1, 0], [row[0] for row in rows])
-    axes.set_ylim(-0.6, 1.6)
+    axes.set_yticks(ys, [row[0] for row in rows])
+    axes.set_ylim(-0.6, len(rows) - 0.4)
     axes.set_xlim(0, 1)
     axes.xaxis.set_major_formatter(lambda value, _pos: f"{value:.0%}")
-    axes.set_xlabel("Estimate with 95 % Wilson interval", color=INK, fontsize=9)
+    axes.set_xlabel("Estimate with 95 % interval", color=INK, fontsize=9)
     return _svg(figure, "Estimated precision and missed share")
 
 
@@ -233,7 +241,7 @@ def report_plots(figures: dict[str, Any]) -> dict[str, str]:
     """Every plot of the report, by name, as inline SVG."""
     return {
         "histogram": histogram_svg(figures["histogram"], threshold=figures["threshold"]),
-        "estimates": estimates_svg(figures["precision"], figures["missed"]),
+        "estimates": estimates_svg(figures["precision"], figures["missed"], figures.get("recall")),
         "categories": categories_svg(figures["categories"]),
         "classes": classes_svg(figures["classes"]["top"]),
     }

@@ -70,6 +70,8 @@ class DatasetReviewSettingsApi(APIView):
         audit_share = serializers.FloatField(
             required=False, min_value=0.0, max_value=MAX_AUDIT_SHARE
         )
+        learn_uncertain_share = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+        uncertain_diverse = serializers.BooleanField(required=False)
         auto_retrain_every = serializers.IntegerField(
             required=False, allow_null=True, min_value=1, max_value=2**31 - 1
         )
@@ -93,7 +95,8 @@ class DatasetReviewSettingsApi(APIView):
             model = ReviewSettings
             fields = [
                 "dataset", "required_verdicts", "near_duplicate_distance", "categories",
-                "audit_share", "auto_retrain_every", "verdicts_since_retrain", "pinned_version",
+                "audit_share", "learn_uncertain_share", "uncertain_diverse",
+                "auto_retrain_every", "verdicts_since_retrain", "pinned_version",
                 "last_retrain_job", "updated_at",
             ]  # fmt: skip
 

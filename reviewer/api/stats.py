@@ -64,8 +64,36 @@ class DatasetReviewStatsApi(APIView):
 
         threshold = serializers.FloatField()
         precision = serializers.FloatField(allow_null=True)
+        precision_low = serializers.FloatField(allow_null=True)
+        precision_high = serializers.FloatField(allow_null=True)
         recall = serializers.FloatField(allow_null=True)
+        recall_low = serializers.FloatField(allow_null=True)
+        recall_high = serializers.FloatField(allow_null=True)
+        # Reviewed images at or above the threshold (what the precision rests on).
+        n_reviewed_above = serializers.IntegerField()
         queue_size = serializers.IntegerField()
+
+    class PrecisionSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ReviewStatsFlaggedPrecision"
+
+        estimate = serializers.FloatField(allow_null=True)
+        low = serializers.FloatField(allow_null=True)
+        high = serializers.FloatField(allow_null=True)
+        n = serializers.IntegerField()
+        flagged = serializers.IntegerField()
+        # Flagged images in score bins with at least one verdict.
+        flagged_covered = serializers.IntegerField()
+
+    class RecallSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ReviewStatsRecall"
+
+        estimate = serializers.FloatField(allow_null=True)
+        low = serializers.FloatField(allow_null=True)
+        high = serializers.FloatField(allow_null=True)
+        n_reviewed = serializers.IntegerField()
+        n_audited = serializers.IntegerField()
 
     class ThroughputSerializer(serializers.Serializer):
         class Meta:
@@ -82,6 +110,8 @@ class DatasetReviewStatsApi(APIView):
         a = serializers.CharField()
         b = serializers.CharField()
         kappa = serializers.FloatField(allow_null=True)
+        low = serializers.FloatField(allow_null=True)
+        high = serializers.FloatField(allow_null=True)
         n = serializers.IntegerField()
 
     class AgreementSerializer(serializers.Serializer):
@@ -100,7 +130,10 @@ class DatasetReviewStatsApi(APIView):
         threshold = serializers.FloatField(allow_null=True)
         counts = serializers.DictField(child=serializers.IntegerField())
         precision = IntervalOutput()
+        recall = serializers.DictField()
         missed = serializers.DictField()
+        estimator = serializers.DictField()
+        forecast = serializers.DictField()
         histogram = serializers.DictField()
         thresholds = serializers.ListField(child=serializers.DictField())
         throughput = serializers.ListField(child=serializers.DictField())
@@ -119,7 +152,8 @@ class DatasetReviewStatsApi(APIView):
         return Response(
             {
                 **stats,
-                "precision": IntervalOutput(stats["precision"]).data,
+                "precision": self.PrecisionSerializer(stats["precision"]).data,
+                "recall": self.RecallSerializer(stats["recall"]).data,
                 "missed": self.MissedSerializer(stats["missed"]).data,
                 "histogram": self.HistogramSerializer(stats["histogram"]).data,
                 "thresholds": self.ThresholdSerializer(stats["thresholds"], many=True).data,
@@ -127,6 +161,7 @@ class DatasetReviewStatsApi(APIView):
                 "agreement": {
                     "overall": stats["agreement"]["overall"],
                     "pairs": self.PairSerializer(stats["agreement"]["pairs"], many=True).data,
+                    "fleiss": stats["agreement"]["fleiss"],
                 },
                 "policy": _policy_data(stats["policy"]),
             }

@@ -7,11 +7,12 @@ from typing import Any
 
 import numpy as np
 from django.db import connection
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from curation.bulk import insert_rows, update_rows
 from curation.models import Score, ScoringRun
-from reviewer.models import ReviewItem
+from reviewer.models import Decision, ReviewItem
 
 
 def review_items_sync(*, run: ScoringRun, scores: Mapping[int, float]) -> int:
@@ -20,7 +21,9 @@ def review_items_sync(*, run: ScoringRun, scores: Mapping[int, float]) -> int:
     Flagged images (score >= threshold) get a pending item, or keep their item with the
     new score. Pending items whose image fell below the threshold are withdrawn (audit
     items excepted: they are below the threshold by design); decided items keep their
-    verdicts whatever the new score.
+    verdicts whatever the new score. Uncertain-queue items still below the threshold that
+    nobody holds or gave a verdict on are dropped: the queue picks the images nearest the
+    new boundary again on demand (their order follows the new scores).
 
     Row by row (plain rows and executemany), for scores that are not stored: a scoring
     chunk's stored scores go through review_items_sync_stored instead.
@@ -68,7 +71,10 @@ def _sync_set_based(*, run: ScoringRun, first_image_id: int, last_image_id: int)
     # Python's p >= threshold: PostgreSQL orders NaN above every number, Python never flags it.
     flagged = "(s.p_inappropriate >= %(threshold)s AND s.p_inappropriate <> 'NaN'::float8)"
     # Falls below the threshold while waiting (audit items excepted): withdrawn, lease freed.
-    withdraw = f"(ri.state = %(pending)s AND NOT {flagged} AND NOT ri.is_audit)"
+    # Uncertain-queue items are not withdrawn: the stale ones are dropped below.
+    withdraw = (
+        f"(ri.state = %(pending)s AND NOT {flagged} AND NOT ri.is_audit AND NOT ri.is_uncertain)"
+    )
     scores_in_range = (
         f"{score_table} AS s WHERE s.run_id = %(run)s "
         "AND s.image_id >= %(first)s AND s.image_id <= %(last)s"
@@ -106,6 +112,27 @@ def _sync_set_based(*, run: ScoringRun, first_image_id: int, last_image_id: int)
     with connection.cursor() as cursor:
         cursor.execute(update, params)
         cursor.execute(insert, params)
+    _drop_stale_uncertain(run=run, first_image_id=first_image_id, last_image_id=last_image_id)
+
+
+def _drop_stale_uncertain(*, run: ScoringRun, first_image_id: int, last_image_id: int) -> None:
+    """Uncertain items still below the threshold that nobody holds or decided are dropped.
+
+    Through the ORM, not raw SQL: reveals keep a nullable reference to the item that
+    Django clears on delete (the uncertain items of a range are few, 32 made at a time).
+    """
+    below = Score.objects.filter(run_id=run.pk, image_id=OuterRef("image_id")).filter(
+        Q(p_inappropriate__lt=run.threshold) | Q(p_inappropriate=float("nan"))
+    )
+    ReviewItem.objects.filter(
+        dataset_id=run.dataset_id,
+        image_id__gte=first_image_id,
+        image_id__lte=last_image_id,
+        state=ReviewItem.State.PENDING,
+        is_uncertain=True,
+    ).filter(Q(leased_by__isnull=True) | Q(lease_expires_at__lt=timezone.now())).filter(
+        Exists(below)
+    ).exclude(Exists(Decision.objects.filter(item_id=OuterRef("pk")))).delete()
 
 
 def _sync_row_by_row(
@@ -117,12 +144,13 @@ def _sync_row_by_row(
     # An id range, not an IN list of thousands of ids (chunks are contiguous id ranges).
     existing = ReviewItem.objects.filter(
         dataset_id=run.dataset_id, image_id__gte=first_image_id, image_id__lte=last_image_id
-    ).values_list("id", "image_id", "state", "is_audit")
+    ).values_list("id", "image_id", "state", "is_audit", "is_uncertain")
     rescored: list[tuple[int, float, float, int]] = []
     restored: list[int] = []
     withdrawn: list[int] = []
+    stale_uncertain: list[int] = []
     has_item: set[int] = set()
-    for item_id, image_id, state, is_audit in existing:
+    for item_id, image_id, state, is_audit, is_uncertain in existing:
         p = scores.get(image_id)
         if p is None:
             continue
@@ -130,6 +158,8 @@ def _sync_row_by_row(
         rescored.append((item_id, p, abs(p - threshold), run.pk))
         if state == ReviewItem.State.WITHDRAWN and image_id in flagged:
             restored.append(item_id)
+        elif state == ReviewItem.State.PENDING and image_id not in flagged and is_uncertain:
+            stale_uncertain.append(item_id)
         elif state == ReviewItem.State.PENDING and image_id not in flagged and not is_audit:
             withdrawn.append(item_id)
 
@@ -182,6 +212,13 @@ def _sync_row_by_row(
         ReviewItem.objects.filter(
             id__in=restored[start : start + 1000], state=ReviewItem.State.WITHDRAWN
         ).update(state=ReviewItem.State.PENDING)
+    now = timezone.now()
+    for start in range(0, len(stale_uncertain), 1000):
+        ReviewItem.objects.filter(
+            id__in=stale_uncertain[start : start + 1000], state=ReviewItem.State.PENDING
+        ).filter(Q(leased_by__isnull=True) | Q(lease_expires_at__lt=now)).exclude(
+            Exists(Decision.objects.filter(item_id=OuterRef("pk")))
+        ).delete()
     for start in range(0, len(withdrawn), 1000):
         ReviewItem.objects.filter(
             id__in=withdrawn[start : start + 1000], state=ReviewItem.State.PENDING

@@ -1,7 +1,13 @@
 """The review queue: which items a reviewer gets, leased to one reviewer at a time.
 
-Modes (score, uncertain, audit, disagreement), filters, batches for the grid view, lease
-release, and the size of what is left."""
+Modes (score, uncertain, learn, audit, disagreement), filters, batches for the grid view,
+lease release, and the size of what is left.
+
+The uncertain queue covers the whole scored dataset, not only its flagged part: images below
+the threshold nearest the decision boundary become review items on demand (is_uncertain), a
+batch at a time, nearest first, so the queue's head is always the nearest image that is
+left, flagged or not. The learn mode interleaves that queue with highest-score-first at the
+dataset's learn_uncertain_share."""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
@@ -19,6 +26,7 @@ from django.utils import timezone
 from curation.errors import NotAllowed, ValidationFailed
 from curation.models import Dataset, Score
 from curation.selectors import dataset_latest_run, visible_dataset_ids
+from curation.services.embeddings import cached_vectors
 from reviewer.models import (
     Decision,
     ReviewItem,
@@ -31,7 +39,7 @@ from reviewer.services.exposure import exposure_break_check
 MAX_BATCH = 60
 
 
-QUEUE_MODES = ("score", "uncertain", "audit", "disagreement")
+QUEUE_MODES = ("score", "uncertain", "learn", "audit", "disagreement")
 
 
 # States a reviewer may ask the queue for (re-review of decided items, adjudication).
@@ -45,8 +53,20 @@ AUDIT_WINDOW = 64
 AUDIT_TRIES = 4
 
 
-# Randomness of the audit sample; tests may seed it.
+# Randomness of the audit sample (and of the learn mode's interleaving); tests may seed it.
 audit_random = random.Random()
+
+
+# Unflagged images the uncertain queue makes items of at once (when fewer than a batch's
+# worth wait), and the candidates it reads per wanted item (for the diversity rule).
+UNCERTAIN_BATCH = 32
+
+
+UNCERTAIN_CANDIDATES = 4
+
+
+# Embedding cosine at or above which two images count as near-copies (the diversity rule).
+NEAR_COPY_COSINE = 0.95
 
 
 @dataclass(frozen=True)
@@ -93,7 +113,7 @@ def _queue(
             raise ValidationFailed("The audit queue needs a dataset.")
         items = items.filter(state=ReviewItem.State.PENDING, is_audit=True)
         order = ("id",)
-    else:
+    else:  # score, uncertain, learn
         state = filters.state or ReviewItem.State.PENDING
         if state not in QUEUE_STATES:
             raise ValidationFailed(f"The queue serves items in states {', '.join(QUEUE_STATES)}.")
@@ -102,7 +122,7 @@ def _queue(
         items = items.filter(state=state)
         if state == ReviewItem.State.PENDING:
             items = items.filter(is_audit=False)
-        order = ("-score", "id") if mode == "score" else ("margin", "id")
+        order = ("margin", "id") if mode == "uncertain" else ("-score", "id")
     if filters.score_min is not None:
         items = items.filter(score__gte=filters.score_min)
     if filters.score_max is not None:
@@ -204,6 +224,148 @@ def _held_or_lease_one(
         )
         rows = cursor.fetchall()
     return [item_id for item_id, was_held in rows if was_held], [item_id for item_id, _ in rows]
+
+
+def _near_copy_filter(
+    candidates: list[tuple[int, float, str]], *, kept: list[str], model_key: str, dim: int
+) -> list[tuple[int, float, str]]:
+    """The candidates (image, score, sha256), in order, without those whose embedding is
+    a near-copy of one kept before them or of the `kept` hashes (already in the queue)."""
+    vectors = cached_vectors(
+        model_key=model_key, dim=dim, hashes=[sha for *_, sha in candidates] + kept
+    )
+    chosen: list[np.ndarray] = [
+        vectors[sha] / max(float(np.linalg.norm(vectors[sha])), 1e-12)
+        for sha in kept
+        if sha in vectors
+    ]
+    picked = []
+    for image_id, p, sha in candidates:
+        vector = vectors.get(sha)
+        if vector is None:
+            picked.append((image_id, p, sha))
+            continue
+        unit = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        if chosen and float(np.max(np.stack(chosen) @ unit)) >= NEAR_COPY_COSINE:
+            continue
+        chosen.append(unit)
+        picked.append((image_id, p, sha))
+    return picked
+
+
+def _uncertain_items_create(*, dataset: Dataset, wanted: int) -> int:
+    """Keep at least `wanted` free uncertain items pending: when fewer wait, make items of the
+    next UNCERTAIN_BATCH (at least `wanted`) unflagged images of the latest run nearest the
+    threshold that have no item yet, skipping near-copies when the dataset's
+    uncertain_diverse rule is on. Returns how many it made."""
+    run = dataset_latest_run(dataset=dataset)
+    if run is None:
+        return 0
+    now = timezone.now()
+    waiting = ReviewItem.objects.filter(
+        dataset=dataset, state=ReviewItem.State.PENDING, is_uncertain=True, score__lt=run.threshold
+    ).filter(_lease_is_free(now))
+    if waiting.count() >= wanted:
+        return 0
+    count = max(UNCERTAIN_BATCH, wanted)
+    diverse = (
+        ReviewSettings.objects.filter(dataset=dataset)
+        .values_list("uncertain_diverse", flat=True)
+        .first()
+    )
+    diverse = True if diverse is None else diverse
+    has_item = ReviewItem.objects.filter(image_id=OuterRef("image_id"))
+    rows = list(
+        Score.objects.filter(run=run, p_inappropriate__lt=run.threshold)
+        .exclude(Exists(has_item))
+        .order_by("-p_inappropriate", "image_id")
+        .values_list("image_id", "p_inappropriate", "image__sha256")[
+            : count * (UNCERTAIN_CANDIDATES if diverse else 1)
+        ]
+    )
+    if not rows:
+        return 0
+    if diverse:
+        kept = list(
+            waiting.order_by("margin", "id").values_list("image__sha256", flat=True)[
+                :UNCERTAIN_BATCH
+            ]
+        )
+        rows = _near_copy_filter(
+            rows, kept=kept, model_key=run.model_key, dim=run.prompt_version.dim
+        )
+    created = ReviewItem.objects.bulk_create(
+        [
+            ReviewItem(
+                dataset=dataset,
+                image_id=image_id,
+                score=p,
+                margin=abs(p - run.threshold),
+                run=run,
+                is_uncertain=True,
+            )  # fmt: skip
+            for image_id, p, _ in rows[:count]
+        ],
+        ignore_conflicts=True,
+    )
+    return len(created)
+
+
+def _uncertain_wanted(*, mode: str, filters: QueueFilters) -> bool:
+    """Whether the queue reaches below the threshold: the uncertain and learn modes over one
+    dataset's pending items, unnarrowed (a score range, folder or category narrows the queue
+    to existing items)."""
+    if mode not in ("uncertain", "learn") or filters.dataset is None:
+        return False
+    narrowed = (
+        filters.score_min is not None
+        or filters.score_max is not None
+        or filters.folder.strip().strip("/")
+        or filters.category
+    )
+    return not narrowed and (filters.state or ReviewItem.State.PENDING) == ReviewItem.State.PENDING
+
+
+def _lease_learn(
+    *,
+    candidates: QuerySet[ReviewItem],
+    held_items: QuerySet[ReviewItem],
+    dataset: Dataset,
+    reviewer: User,
+    limit: int,
+    now,
+    expires,
+) -> tuple[list[int], list[int]]:
+    """(held, all) ids of a learn batch: each new slot comes from the uncertain queue with
+    probability learn_uncertain_share, else from the highest-score-first queue (and the other
+    queue fills what one runs short of)."""
+    share = (
+        ReviewSettings.objects.filter(dataset=dataset)
+        .values_list("learn_uncertain_share", flat=True)
+        .first()
+    )
+    share = 0.5 if share is None else share
+    held = list(held_items.values_list("id", flat=True)[:limit])
+    ids = list(held)
+    wanted = sum(audit_random.random() < share for _ in range(limit - len(ids)))
+    if wanted:
+        _uncertain_items_create(dataset=dataset, wanted=wanted)
+        ids += _lease(
+            candidates=candidates.order_by("margin", "id"), reviewer=reviewer, count=wanted,
+            now=now, expires=expires,
+        )  # fmt: skip
+    if len(ids) < limit:
+        ids += _lease(
+            candidates=candidates.order_by("-score", "id"), reviewer=reviewer,
+            count=limit - len(ids), now=now, expires=expires,
+        )  # fmt: skip
+    if len(ids) < limit and _uncertain_items_create(dataset=dataset, wanted=limit - len(ids)):
+        # The flagged part is done: the rest of the batch comes from below the threshold.
+        ids += _lease(
+            candidates=candidates.order_by("margin", "id"), reviewer=reviewer,
+            count=limit - len(ids), now=now, expires=expires,
+        )  # fmt: skip
+    return held, ids
 
 
 def _order_key(mode: str):
@@ -357,6 +519,8 @@ def review_item_batch(
     another reviewer holds, nor one they already gave a verdict on (or skipped). The audit
     mode adds random unflagged images of the dataset's latest run when it runs dry; the score
     and uncertain modes of a dataset mix audit items in by its review settings' audit_share.
+    The uncertain mode of a dataset reaches below the threshold (see the module docstring);
+    the learn mode interleaves it with highest score first.
     """
     # A due break (reviewer protection) leases nothing new: BreakDue, a 429.
     exposure_break_check(reviewer=reviewer)
@@ -374,7 +538,15 @@ def review_item_batch(
     candidates = items.filter(_lease_is_free(now)).exclude(Exists(mine)).order_by(*order)
     held_items = items.filter(leased_by=reviewer, lease_expires_at__gte=now).order_by(*order)
     share = _audit_share(mode=mode, filters=filters)
-    if share > 0 and filters.dataset is not None:
+    uncertain = _uncertain_wanted(mode=mode, filters=filters)
+    if uncertain and mode == "uncertain" and filters.dataset is not None:
+        _uncertain_items_create(dataset=filters.dataset, wanted=limit)
+    if mode == "learn" and uncertain and filters.dataset is not None:
+        held, ids = _lease_learn(
+            candidates=candidates, held_items=held_items, dataset=filters.dataset,
+            reviewer=reviewer, limit=limit, now=now, expires=expires,
+        )  # fmt: skip
+    elif share > 0 and filters.dataset is not None:
         held, ids = _lease_with_audit_share(
             candidates=candidates, held_items=held_items, share=share, dataset=filters.dataset,
             reviewer=reviewer, limit=limit, now=now, expires=expires,

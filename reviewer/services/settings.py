@@ -38,6 +38,18 @@ def _validate_categories(categories: Any) -> list[str]:
     return cleaned
 
 
+def _validate_learn_share(share: Any) -> float:
+    try:
+        value = float(share)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(
+            "The learn queue's uncertain share is a number from 0 to 1."
+        ) from exc
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ValidationFailed("The learn queue's uncertain share is a number from 0 to 1.")
+    return value
+
+
 def _validate_audit_share(share: Any) -> float:
     try:
         value = float(share)
@@ -54,6 +66,8 @@ AUDITED_SETTINGS = (
     "near_duplicate_distance",
     "categories",
     "audit_share",
+    "learn_uncertain_share",
+    "uncertain_diverse",
     "auto_retrain_every",
     "pinned_version",
 )
@@ -65,6 +79,8 @@ def _settings_snapshot(rules: ReviewSettings) -> dict[str, Any]:
         "near_duplicate_distance": rules.near_duplicate_distance,
         "categories": list(rules.categories),
         "audit_share": rules.audit_share,
+        "learn_uncertain_share": rules.learn_uncertain_share,
+        "uncertain_diverse": rules.uncertain_diverse,
         "auto_retrain_every": rules.auto_retrain_every,
         "pinned_version": rules.pinned_version_id,
     }
@@ -131,7 +147,14 @@ def review_settings_update(
     names); a category removed from the list stays on the verdicts that used it. What
     changed is recorded as a "review_settings.update" audit event on the dataset.
     """
-    allowed = {"required_verdicts", "near_duplicate_distance", "categories", "audit_share"}
+    allowed = {
+        "required_verdicts",
+        "near_duplicate_distance",
+        "categories",
+        "audit_share",
+        "learn_uncertain_share",
+        "uncertain_diverse",
+    }
     # The prompt policy's two settings belong to curation; the review settings carry them.
     pin_given = "pinned_version" in fields
     pinned = fields.pop("pinned_version", None)
@@ -144,6 +167,10 @@ def review_settings_update(
         fields["categories"] = _validate_categories(fields["categories"])
     if "audit_share" in fields:
         fields["audit_share"] = _validate_audit_share(fields["audit_share"])
+    if "learn_uncertain_share" in fields:
+        fields["learn_uncertain_share"] = _validate_learn_share(fields["learn_uncertain_share"])
+    if "uncertain_diverse" in fields and not isinstance(fields["uncertain_diverse"], bool):
+        raise ValidationFailed("uncertain_diverse is true or false.")
     with transaction.atomic():
         rules, _ = ReviewSettings.objects.select_for_update().get_or_create(dataset=dataset)
         before = _settings_snapshot(rules)

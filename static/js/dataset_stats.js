@@ -109,10 +109,12 @@
       description: rows.length + " thresholds from " + num(xs[0], 2) + " to " + num(xs[xs.length - 1], 2) + "."
     });
     P.table($("thresholds-table"), {
-      caption: "Precision, recall and queue size at each threshold",
-      columns: [{ label: "Threshold", num: true }, { label: "Precision", num: true }, { label: "Recall", num: true }, { label: "Queue size", num: true }],
+      caption: "Estimated precision and recall (95 % intervals) and queue size at each threshold",
+      columns: [{ label: "Threshold", num: true }, { label: "Precision", num: true }, { label: "Interval" },
+        { label: "Recall", num: true }, { label: "Interval" }, { label: "Reviewed above", num: true }, { label: "Queue size", num: true }],
       rows: rows.map(function (r) {
-        return [num(r.threshold, 2), num(r.precision, 3), num(r.recall, 3), num(r.queue_size)];
+        return [num(r.threshold, 2), num(r.precision, 3), span(r.precision_low, r.precision_high),
+          num(r.recall, 3), span(r.recall_low, r.recall_high), num(r.n_reviewed_above), num(r.queue_size)];
       }),
       highlight: current === null || current === undefined ? -1 : rows.reduce(function (best, r, i) {
         return best === -1 || Math.abs(r.threshold - current) < Math.abs(rows[best].threshold - current) ? i : best;
@@ -153,9 +155,34 @@
     });
   }
 
+  function span(low, high) {
+    return low === null || low === undefined ? "—" : num(low, 3) + " – " + num(high, 3);
+  }
+
+  function renderForecast(forecast) {
+    var body = $("forecast-body");
+    body.textContent = "";
+    forecast = forecast || {};
+    var rate = forecast.verdicts_per_hour;
+    body.appendChild(el("p", null, rate
+      ? "At the reviewers' measured " + num(rate, 0) + " verdicts per hour of active review, the " +
+        num(forecast.pending) + " waiting items take about " + num(forecast.queue_hours, 1) + " hours."
+      : "No review rate measured yet (it needs two verdicts by one reviewer in the last 14 days)."));
+    var curve = forecast.learning_curve || {};
+    body.appendChild(el("p", null, curve.flat_at_verdicts
+      ? "Learning curve (" + num(curve.points) + " trained versions): held-out F1 levels off near " +
+        num(curve.ceiling_f1, 2) + "; about " + num(curve.more_verdicts) + " more verdicts until 100 more add under half a point."
+      : "Learning curve: " + (curve.note || "not enough trained versions yet") + "."));
+  }
+
   function renderAgreement(agreement) {
     agreement = agreement || {};
     $("agreement-overall").textContent = num(agreement.overall, 2);
+    var fleiss = agreement.fleiss || {};
+    $("agreement-fleiss").textContent = num(fleiss.kappa, 2);
+    $("agreement-fleiss-text").textContent = fleiss.kappa === null || fleiss.kappa === undefined
+      ? "needs items with three or more reviewers' verdicts"
+      : "95 % interval " + span(fleiss.low, fleiss.high) + " · " + num(fleiss.n) + " items with 3+ verdicts";
     var pairs = agreement.pairs || [];
     if (!pairs.length) {
       $("agreement-table").textContent = "";
@@ -164,8 +191,8 @@
     }
     P.table($("agreement-table"), {
       caption: "Cohen's kappa per reviewer pair",
-      columns: [{ label: "Reviewer A" }, { label: "Reviewer B" }, { label: "κ", num: true }, { label: "Shared items", num: true }],
-      rows: pairs.map(function (p) { return [p.a, p.b, num(p.kappa, 2), num(p.n)]; })
+      columns: [{ label: "Reviewer A" }, { label: "Reviewer B" }, { label: "κ", num: true }, { label: "95 % interval" }, { label: "Shared items", num: true }],
+      rows: pairs.map(function (p) { return [p.a, p.b, num(p.kappa, 2), span(p.low, p.high), num(p.n)]; })
     });
   }
 
@@ -209,6 +236,17 @@
     renderCounts(data.counts);
     var p = data.precision || {};
     renderInterval("precision", p.estimate, p.low, p.high, p.n, "reviewed flagged images");
+    if (p.flagged !== undefined) {
+      $("precision-note").textContent = "Estimated share of flagged images that are offensive: " + num(p.n) +
+        " reviewed flagged images weighted by score bin (their bins hold " + num(p.flagged_covered) + " of the " +
+        num(p.flagged) + " flagged; the other bins count as the nearest reviewed one), 95 % bootstrap interval.";
+    }
+    var r = data.recall || {};
+    renderInterval("recall", r.estimate, r.low, r.high, r.n_audited, "audited images (recall needs the audit sample)");
+    var est = data.estimator || {};
+    $("thresholds-note").textContent = "Estimated precision and recall (left axis) with the same inverse-probability " +
+      "weights as above, resting on " + num(est.n_weighted) + " reviewed images, " + num(est.n_audited) +
+      " of them audited below the threshold; images at or above each threshold, i.e. the queue size (right axis, dashed).";
     var m = data.missed || {};
     renderInterval("missed", m.rate, m.low, m.high, m.n_audited, "audited images");
     $("missed-note").textContent = "Share of audited images below the threshold that reviewers confirmed" +
@@ -220,6 +258,7 @@
     renderThresholds(data.thresholds || [], data.threshold);
     renderThroughput(data.throughput || []);
     renderAgreement(data.agreement);
+    renderForecast(data.forecast);
     renderPolicy(data.policy);
     if (data.threshold !== undefined && data.threshold !== null) {
       $("stats-context").textContent = "Latest scoring run" + (data.run ? " #" + data.run : "") +

@@ -272,7 +272,7 @@ def test_review_stats_and_history_for_admins(reviewer_user, admin_user, django_u
     assert stats["counts"]["scored"] == 3 and stats["counts"]["flagged"] == 2
     assert len(stats["histogram"]["bins"]) == 21 and len(stats["histogram"]["confirmed"]) == 20
     assert len(stats["thresholds"]) == 19
-    assert set(stats["precision"]) == {"estimate", "low", "high", "n"}
+    assert set(stats["precision"]) == {"estimate", "low", "high", "n", "flagged", "flagged_covered"}
     assert {"rate", "low", "high", "n_audited", "estimated_missed"} <= set(stats["missed"])
     assert stats["agreement"]["overall"] is None
 

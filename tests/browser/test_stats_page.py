@@ -30,7 +30,28 @@ PAYLOAD = {
         "disputed": 2,
         "withdrawn": 0,
     },
-    "precision": {"estimate": 0.75, "low": 0.645, "high": 0.832, "n": 80},
+    "precision": {
+        "estimate": 0.75,
+        "low": 0.645,
+        "high": 0.832,
+        "n": 80,
+        "flagged": 120,
+        "flagged_covered": 110,
+    },  # fmt: skip
+    "recall": {"estimate": 0.6, "low": 0.4, "high": 0.8, "n_reviewed": 105, "n_audited": 25},
+    "estimator": {"n_audited": 25, "n_weighted": 105, "n_below_reviewed": 0, "method": ""},
+    "forecast": {
+        "verdicts_per_hour": 20.0,
+        "pending": 40,
+        "queue_hours": 2.0,
+        "learning_curve": {
+            "points": 4,
+            "ceiling_f1": 0.7,
+            "flat_at_verdicts": 400,
+            "more_verdicts": 300,
+            "note": "power-law fit",
+        },
+    },  # fmt: skip
     "missed": {
         "rate": 0.04,
         "low": 0.007,
@@ -48,7 +69,17 @@ PAYLOAD = {
         "unreviewed": [200, 150, 120, 90, 80, 70, 60, 50, 40, 20, 10, 8, 6, 5, 4, 3, 2, 1, 1, 0],
     },
     "thresholds": [
-        {"threshold": t / 10, "precision": p, "recall": r, "queue_size": q}
+        {
+            "threshold": t / 10,
+            "precision": p,
+            "precision_low": p - 0.05,
+            "precision_high": min(1.0, p + 0.05),
+            "recall": r,
+            "recall_low": r - 0.1,
+            "recall_high": min(1.0, r + 0.02),
+            "n_reviewed_above": q // 10,
+            "queue_size": q,
+        }  # fmt: skip
         for t, p, r, q in [
             (1, 0.30, 1.0, 800),
             (2, 0.35, 1.0, 650),
@@ -67,7 +98,11 @@ PAYLOAD = {
         {"reviewer": "rita", "day": "2026-11-27", "verdicts": 25},
         {"reviewer": "sam", "day": "2026-11-28", "verdicts": 13},
     ],
-    "agreement": {"overall": 0.62, "pairs": [{"a": "rita", "b": "sam", "kappa": 0.62, "n": 14}]},
+    "agreement": {
+        "overall": 0.62,
+        "pairs": [{"a": "rita", "b": "sam", "kappa": 0.62, "low": 0.41, "high": 0.8, "n": 14}],
+        "fleiss": {"kappa": 0.48, "low": 0.3, "high": 0.66, "n": 9},
+    },
     "policy": {
         "auto_retrain_every": 50,
         "verdicts_since_retrain": 12,
@@ -148,17 +183,25 @@ def test_plots_render_from_the_stats_payload(page, admin, stats_dataset, screens
         [
             f"{r['threshold']:.2f}",
             f"{r['precision']:.3f}",
+            f"{r['precision_low']:.3f} – {r['precision_high']:.3f}",
             f"{r['recall']:.3f}",
+            f"{r['recall_low']:.3f} – {r['recall_high']:.3f}",
+            str(r["n_reviewed_above"]),
             str(r["queue_size"]),
         ]
         for r in PAYLOAD["thresholds"]
     ]
+    expect(page.locator("#recall-value")).to_have_text("60.0 %")
+    expect(page.locator("#thresholds-note")).to_contain_text("25 of them audited")
+    expect(page.locator("#agreement-fleiss")).to_have_text("0.48")
+    expect(page.locator("#forecast-body")).to_contain_text("about 2.0 hours")
+    expect(page.locator("#forecast-body")).to_contain_text("about 300 more verdicts")
 
     # Throughput bars (3 days, 2 reviewers) and the agreement table.
     assert page.locator("#throughput-plot g.plot-bar-group").count() == 3
     assert page.locator("#throughput-plot rect.plot-bar").count() == 4
     expect(page.locator("#agreement-overall")).to_have_text("0.62")
-    assert table_rows(page, "#agreement-table") == [["rita", "sam", "0.62", "14"]]
+    assert table_rows(page, "#agreement-table") == [["rita", "sam", "0.62", "0.410 – 0.800", "14"]]
     expect(page.locator("#policy-body")).to_contain_text("retrains after every 50 new verdicts")
     expect(page.locator("#policy-body")).to_contain_text("at least as good")
     screenshot("stats-mocked")
@@ -210,11 +253,20 @@ def test_stats_page_matches_the_api(
         expect(page.locator(f"#stats-counts [data-key={key}] .stat-value")).to_have_text(
             f"{value:,}"
         )
+
+    def cell(value, digits=3):
+        return "—" if value is None else f"{value:.{digits}f}"
+
     assert table_rows(page, "#thresholds-table") == [
         [
             f"{r['threshold']:.2f}",
-            "—" if r["precision"] is None else f"{r['precision']:.3f}",
-            "—" if r["recall"] is None else f"{r['recall']:.3f}",
+            cell(r["precision"]),
+            "—"
+            if r["precision_low"] is None
+            else f"{r['precision_low']:.3f} – {r['precision_high']:.3f}",
+            cell(r["recall"]),
+            "—" if r["recall_low"] is None else f"{r['recall_low']:.3f} – {r['recall_high']:.3f}",
+            f"{r['n_reviewed_above']:,}",
             f"{r['queue_size']:,}",
         ]
         for r in api["thresholds"]
@@ -230,7 +282,13 @@ def test_stats_page_matches_the_api(
     pairs = api["agreement"]["pairs"]
     assert [(p["a"], p["b"], p["n"]) for p in pairs] == [("rita", "sam", 6)]
     assert table_rows(page, "#agreement-table") == [
-        [p["a"], p["b"], f"{p['kappa']:.2f}" if p["kappa"] is not None else "—", str(p["n"])]
+        [
+            p["a"],
+            p["b"],
+            f"{p['kappa']:.2f}" if p["kappa"] is not None else "—",
+            "—" if p["low"] is None else f"{p['low']:.3f} – {p['high']:.3f}",
+            str(p["n"]),
+        ]  # fmt: skip
         for p in pairs
     ]
     precision = api["precision"]

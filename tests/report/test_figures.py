@@ -38,17 +38,19 @@ def test_counts_categories_classes_and_intervals(report_data):
     assert [r["share"] for r in top] == [1.0, 0.75, pytest.approx(1 / 3)]
     assert figures["classes"]["classes"] == 5  # cat and the top level have no confirmed image
 
-    # The intervals are dataset_review_stats' own (Wilson 95 %), not recomputed.
+    # The estimates are dataset_review_stats' own (weighted, bootstrap / Wilson), not recomputed.
     stats = dataset_review_stats(dataset=report_data.dataset)
     assert figures["precision"] == stats["precision"]
     assert figures["missed"] == stats["missed"]
     assert figures["histogram"] == stats["histogram"]
-    low, high = wilson_interval(5, 7)
+    assert figures["recall"] == stats["recall"]
     assert figures["precision"]["n"] == 7
-    assert (figures["precision"]["low"], figures["precision"]["high"]) == (low, high)
+    assert figures["precision"]["low"] <= figures["precision"]["estimate"]
+    assert figures["precision"]["estimate"] <= figures["precision"]["high"]
     low, high = wilson_interval(1, 3)
     assert figures["missed"]["n_audited"] == 3
-    assert (figures["missed"]["low"], figures["missed"]["high"]) == (low, high)
+    assert figures["missed"]["low"] == pytest.approx(low)
+    assert figures["missed"]["high"] == pytest.approx(high)
     assert figures["prompt_version"]["model_key"] == "m/test"
 
 
@@ -57,8 +59,9 @@ def test_generated_answer_words_estimates_with_intervals(report_data):
     text = generated_answer(figures)
     assert text.startswith("Yes, likely.")
     assert "an estimated 71.4%" in text  # 5 of 7 flagged confirmed
-    low, high = wilson_interval(5, 7)
-    assert f"{low:.1%}\u2013{high:.1%}" in text
+    precision = figures["precision"]
+    assert f"{precision['low']:.1%}\u2013{precision['high']:.1%}" in text
+    assert "recall" in text
     assert "guillotine (2 of 2)" in text
     assert "No hash banks" in text and "estimates" in text
 

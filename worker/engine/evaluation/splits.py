@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["approximate_mode", "stratified_shuffle_split", "stratified_subsample"]
+__all__ = [
+    "approximate_mode",
+    "content_hash_split",
+    "stratified_shuffle_split",
+    "stratified_subsample",
+]
 
 
 def approximate_mode(
@@ -139,3 +146,48 @@ def stratified_subsample(strata: np.ndarray, fraction: float, *, seed: int) -> n
         members = np.flatnonzero(y_indices == i)
         chosen.append(members[rng.permutation(members.shape[0])[: per_class[i]]])
     return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def _hash_key(content_hash: str) -> float:
+    """A uniform number in [0, 1) from a content hash, the same on every run."""
+    digest = hashlib.blake2b(f"heldout:{content_hash}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
+def content_hash_split(
+    hashes: Sequence[str], labels: np.ndarray, *, test_fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and held-out positions by content hash: identical files (one hash) always land
+    on the same side, and a file's side does not change as verdicts accumulate, so a
+    version trained later is compared on held-out files none of its predecessors trained on.
+
+    A hash is held out when a digest of it falls below ``test_fraction``. Each class (a
+    hash's class: the majority verdict of its files) with two or more hashes keeps at least
+    one held-out and one training hash: the lowest digest is moved in, the highest out.
+
+    Returns:
+        Sorted int64 positions (train, held-out).
+    """
+    y = np.asarray(labels)
+    if len(hashes) != y.shape[0]:
+        raise ValueError(f"{len(hashes)} hashes for {y.shape[0]} labels")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    members: dict[str, list[int]] = {}
+    for position, content_hash in enumerate(hashes):
+        members.setdefault(content_hash, []).append(position)
+    keys = {h: _hash_key(h) for h in members}
+    held = {h for h, key in keys.items() if key < test_fraction}
+    group_class = {h: int(round(float(np.mean(y[rows])))) for h, rows in members.items()}
+    for c in sorted(set(group_class.values())):
+        groups = sorted((h for h, k in group_class.items() if k == c), key=keys.__getitem__)
+        if len(groups) < 2:
+            held.difference_update(groups)
+            continue
+        if not held.intersection(groups):
+            held.add(groups[0])
+        if held.issuperset(groups):
+            held.discard(groups[-1])
+    test = sorted(p for h in held for p in members[h])
+    train = sorted(p for h, rows in members.items() if h not in held for p in rows)
+    return np.array(train, dtype=np.int64), np.array(test, dtype=np.int64)
