@@ -21,6 +21,8 @@ RESCORE_CHUNKS = "worker.tasks.rescore_chunks"
 IMPORT_DATASET = "worker.tasks.import_dataset"
 RUN_PROMPT_JOB = "worker.tasks.run_prompt_job"
 BUILD_EXPORT = "worker.tasks.build_export"
+# Match one hash bank against every dataset (after it was imported or changed).
+MATCH_HASH_BANK = "worker.tasks.match_hash_bank"
 RECOVER_STALLED_WORK = "worker.tasks.recover_stalled_work"
 
 TASK_NAMES = (
@@ -30,6 +32,7 @@ TASK_NAMES = (
     IMPORT_DATASET,
     RUN_PROMPT_JOB,
     BUILD_EXPORT,
+    MATCH_HASH_BANK,
     RECOVER_STALLED_WORK,
 )
 

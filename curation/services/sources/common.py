@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from curation.errors import ValidationFailed
 from curation.models import Dataset, Image
+from curation.services import banks
 from curation.services.url_import import UrlFetcher, UrlFetchError
 from worker.engine.images import ImageLimits, InvalidImageError, probe_image_bytes
 
@@ -101,6 +102,7 @@ def finish_import(dataset: Dataset, *, what: str) -> None:
     logger.info(
         "imported dataset %s: %s %s, %s failed", dataset.pk, dataset.total, what, dataset.failed
     )
+    banks.bank_match_dataset(dataset=dataset)  # known-bad images are marked before any review
 
 
 def download_image(
