@@ -155,14 +155,19 @@ def _detect(data: bytes, file_name: str) -> str:
     if head == b"{":
         first_line = data.lstrip().split(b"\n", 1)[0].strip()
         try:
-            json.loads(first_line)
+            first_object = json.loads(first_line)
         except ValueError:
             return "json"  # a document over several lines
-        return "jsonl"
+        whole = isinstance(first_object, dict) and "rows" in first_object
+        return "json" if whole and b"\n" not in data.strip() else "jsonl"
     first = next(
         (line for line in data.splitlines() if line.strip() and not line.startswith(b"#")), b""
     )
-    return "csv" if b"," in first else "hashes"
+    header_names = {name for names in _HASH_COLUMNS.values() for name in names}
+    header_names |= set(_SIGNAL_TYPE_COLUMNS)
+    if b"," in first or first.strip().decode("latin-1").lower() in header_names:
+        return "csv"
+    return "hashes"
 
 
 def _text(data: bytes) -> str:
@@ -280,6 +285,14 @@ def _json_rows(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
     yield from enumerate(rows, start=1)
 
 
+def _has_hash_fields(row: Any) -> bool:
+    if not isinstance(row, dict):
+        return True  # reported as "not an object"
+    keys = {str(key).strip().lower() for key in row}
+    names = {name for names in _HASH_COLUMNS.values() for name in names}
+    return bool(keys & (names | set(_SIGNAL_TYPE_COLUMNS)))
+
+
 def _jsonl_rows(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
     problems = []
     rows = []
@@ -292,6 +305,9 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
             problems.append(f"line {number}: not valid JSON ({exc.msg})")
     if problems:
         raise BankFileError(problems)
+    # A first line without hashes is the file's provenance (dataset, run, counts), not a row.
+    if rows and not _has_hash_fields(rows[0][1]):
+        rows = rows[1:]
     yield from rows
 
 
