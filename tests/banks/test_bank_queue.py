@@ -83,9 +83,7 @@ def test_a_bank_after_scoring_retires_pending_items_and_keeps_verdicts(
     )
     # A reviewer holds one of them when the bank arrives.
     DatasetAssignment.objects.create(dataset=dataset, user=reviewer_user)
-    held = review_item_batch(
-        reviewer=reviewer_user, limit=1, filters=QueueFilters(dataset=dataset)
-    )
+    held = review_item_batch(reviewer=reviewer_user, limit=1, filters=QueueFilters(dataset=dataset))
     assert held
     leased = ReviewItem.objects.get(pk=held[0].pk)
     targets = [decided, leased, untouched]
@@ -94,7 +92,9 @@ def test_a_bank_after_scoring_retires_pending_items_and_keeps_verdicts(
     )
     bank_match_all_datasets(bank_id=bank.pk)  # what the match_hash_bank task runs
 
-    states = dict(ReviewItem.objects.filter(pk__in=[t.pk for t in targets]).values_list("pk", "state"))
+    states = dict(
+        ReviewItem.objects.filter(pk__in=[t.pk for t in targets]).values_list("pk", "state")
+    )
     assert states[decided.pk] == ReviewItem.State.DECIDED
     assert states[leased.pk] == states[untouched.pk] == ReviewItem.State.WITHDRAWN
     assert ReviewItem.objects.get(pk=leased.pk).leased_by_id is None
@@ -108,7 +108,9 @@ def test_a_bank_after_scoring_retires_pending_items_and_keeps_verdicts(
 
     # The bank goes: the images it alone matched wait for review again (still flagged).
     bank_delete(bank=bank, actor=admin_user)
-    states = dict(ReviewItem.objects.filter(pk__in=[t.pk for t in targets]).values_list("pk", "state"))
+    states = dict(
+        ReviewItem.objects.filter(pk__in=[t.pk for t in targets]).values_list("pk", "state")
+    )
     assert states[decided.pk] == ReviewItem.State.DECIDED
     assert states[leased.pk] == states[untouched.pk] == ReviewItem.State.PENDING
 
@@ -124,7 +126,9 @@ def test_the_audit_sample_never_draws_a_matched_image(scoring_setup, admin_user)
         scoring_chunk_process(chunk_id=chunk.pk, clip_provider=get_clip)
     images = list(Image.objects.filter(dataset=dataset).order_by("id"))
     known = images[:10]
-    bank, _ = bank_create(name="audit", data="\n".join(i.sha256 for i in known).encode(), kind="sha256")
+    bank, _ = bank_create(
+        name="audit", data="\n".join(i.sha256 for i in known).encode(), kind="sha256"
+    )
     bank_match_all_datasets(bank_id=bank.pk)
     created = _audit_items_create(dataset=dataset, count=12)
     assert created == 2  # only the two unmatched images could be drawn

@@ -41,11 +41,16 @@ def test_finds_exactly_the_pairs_within_the_distance(monkeypatch, words, max_dis
     expected = brute_force(queries, targets, max_distance)
     assert len(expected) > 20  # the planted pairs, and a test that can fail
     found = hamming_matches(queries, targets, max_distance)
-    got = set(zip(found.query.tolist(), found.target.tolist(), found.distance.tolist(), strict=True))
+    got = set(
+        zip(found.query.tolist(), found.target.tolist(), found.distance.tolist(), strict=True)
+    )
     assert got == expected
     # The other way round gives the same pairs (the smaller side is the one looked up).
     back = hamming_matches(targets, queries, max_distance)
-    assert set(zip(back.target.tolist(), back.query.tolist(), back.distance.tolist(), strict=True)) == expected
+    assert (
+        set(zip(back.target.tolist(), back.query.tolist(), back.distance.tolist(), strict=True))
+        == expected
+    )
 
 
 def test_small_lookup_batches_give_the_same_pairs(monkeypatch):
@@ -55,7 +60,10 @@ def test_small_lookup_batches_give_the_same_pairs(monkeypatch):
     monkeypatch.setattr(hash_match, "LOOKUP_BATCH", 1000)
     monkeypatch.setattr(hash_match, "PAIR_BATCH", 7)
     found = hamming_matches(queries, targets, 31)
-    assert set(zip(found.query.tolist(), found.target.tolist(), found.distance.tolist(), strict=True)) == expected
+    assert (
+        set(zip(found.query.tolist(), found.target.tolist(), found.distance.tolist(), strict=True))
+        == expected
+    )
 
 
 def test_empty_sides_and_mismatched_widths():
