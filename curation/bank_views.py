@@ -23,7 +23,7 @@ from curation.views import StaffRequiredMixin, _acting_user
 
 MATCHES_SHOWN = 120
 KIND_CHOICES = [
-    ("", "Inferred (from the columns, or 16 hex digits: pHash)"),
+    ("", "Inferred from the file"),
     ("sha256", "SHA-256"),
     ("phash", "pHash"),
     ("pdq", "PDQ"),
