@@ -166,3 +166,37 @@ def test_exact_phash_entries_still_match_at_distance_zero(two_datasets):
     bank, _ = bank_create(name="p", data=f"{value}\n".encode())
     bank_match_all_datasets(bank_id=bank.pk)
     assert matched(source) == {"original-3.png": ("phash", 0)}
+
+
+def test_an_import_matches_against_the_banks_that_exist(tmp_path):
+    from tests.banks.conftest import import_folder, textured_image
+
+    folder = tmp_path / "late"
+    folder.mkdir()
+    textured_image(7).save(folder / "known.png")
+    textured_image(8).save(folder / "new.png")
+    from hashlib import sha256
+
+    known = sha256((folder / "known.png").read_bytes()).hexdigest()
+    bank_create(name="earlier", data=f"{known}\n".encode(), kind="sha256")
+    dataset = import_folder("late", folder)  # no explicit matching call
+    assert matched(dataset) == {"known.png": ("sha256", 0)}
+
+
+def test_creating_a_bank_queues_the_matching_of_every_dataset(
+    two_datasets, django_capture_on_commit_callbacks
+):
+    from celery import current_app
+
+    source, other = two_datasets
+    value = image(source, "original-1.png").sha256
+    eager = current_app.conf.task_always_eager
+    current_app.conf.task_always_eager = True  # the task runs here, through dispatch
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            bank, _ = bank_create(name="queued", data=f"{value}\n".encode(), kind="sha256")
+    finally:
+        current_app.conf.task_always_eager = eager
+    assert set(matched(source)) == {"original-1.png"} and set(matched(other)) == {"exact-1.png"}
+    bank.refresh_from_db()
+    assert bank.matched_at is not None and bank.match_error == ""
