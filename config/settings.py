@@ -309,6 +309,7 @@ SPECTACULAR_SETTINGS = {
         "ReviewItemStateEnum": "reviewer.models.ReviewItem.State",
         "RunKindEnum": "curation.models.ScoringRun.Kind",
         "PromptJobKindEnum": "curation.models.PromptJob.Kind",
+        "HashKindEnum": "curation.bank_models.HashKind",
     },
 }
 

@@ -60,8 +60,10 @@ class BankMatchOutput(serializers.ModelSerializer):
 
 class _FileInput(serializers.Serializer):
     file = serializers.FileField()
-    kind = serializers.ChoiceField(choices=["", *HashKind.values], required=False, default="")
-    format = serializers.ChoiceField(choices=list(FORMATS), required=False, default="auto")
+    kind = serializers.ChoiceField(
+        choices=HashKind.choices, required=False, allow_blank=True, default=""
+    )
+    file_format = serializers.ChoiceField(choices=list(FORMATS), required=False, default="auto")
 
 
 def _read_upload(data: dict) -> bytes:
@@ -111,7 +113,7 @@ class HashBankListApi(AdminAPIView):
             data=_read_upload(values),
             file_name=values["file"].name or "",
             kind=values["kind"],
-            file_format=values["format"],
+            file_format=values["file_format"],
             actor=request_user(request),
         )
         return Response(_import_output(bank, parsed), status=status.HTTP_201_CREATED)
@@ -147,7 +149,7 @@ class HashBankEntriesApi(AdminAPIView):
             data=_read_upload(values),
             file_name=values["file"].name or "",
             kind=values["kind"],
-            file_format=values["format"],
+            file_format=values["file_format"],
             actor=request_user(request),
         )
         return Response(_import_output(bank, parsed))

@@ -114,7 +114,7 @@ def test_api_create_list_replace_matches_and_delete(api, two_datasets):
 
     replaced = api.put(
         reverse("api-hash-bank-entries", args=[bank_id]),
-        {"file": upload(PHASHES), "format": "hashes"},
+        {"file": upload(PHASHES), "file_format": "hashes"},
         format="multipart",
     )
     assert replaced.status_code == 200 and replaced.json()["entries"]["phash"] == 2
