@@ -5,6 +5,8 @@ Limits (bytes):
 * every endpoint: ``Q16_MAX_BODY_BYTES`` (1 MiB; login, the review API, forms, the admin);
 * prompt-file imports (``prompt-import``, ``api-prompt-versions-import``): a 16 MiB file plus
   ``FORM_OVERHEAD_BYTES``;
+* hash-bank uploads (``BANK_FILE_URL_NAMES``): ``Q16_MAX_BANK_BYTES`` plus
+  ``FORM_OVERHEAD_BYTES``;
 * dataset creation (``dataset-list``, ``api-datasets``: archive uploads, and URL lists of up to
   50 MiB on the API): the larger of ``Q16_MAX_ARCHIVE_BYTES`` and 50 MiB, plus
   ``FORM_OVERHEAD_BYTES``. The archive file itself is held to ``Q16_MAX_ARCHIVE_BYTES`` and
@@ -45,6 +47,10 @@ logger = logging.getLogger(__name__)
 ARCHIVE_FIELD = "archive"
 ARCHIVE_URL_NAMES = frozenset({"dataset-list", "api-datasets"})
 PROMPT_FILE_URL_NAMES = frozenset({"prompt-import", "api-prompt-versions-import"})
+# Hash-bank uploads (curation/bank_views.py, curation/api/bank_views.py): Q16_MAX_BANK_BYTES.
+BANK_FILE_URL_NAMES = frozenset(
+    {"hash-bank-list", "hash-bank-detail", "api-hash-banks", "api-hash-bank-entries"}
+)
 # What the prompt import views accept (curation/forms.py, curation/api/views.py).
 PROMPT_FILE_BYTES = 16 * 2**20
 # The API's URL list (text or file) on dataset creation (curation/api/views.py).
@@ -251,4 +257,6 @@ def _limit(request: HttpRequest, url_name: str | None) -> int:
         return max(settings.Q16_MAX_ARCHIVE_BYTES, URL_LIST_BYTES) + FORM_OVERHEAD_BYTES
     if url_name in PROMPT_FILE_URL_NAMES and _may_be_admin(request):
         return PROMPT_FILE_BYTES + FORM_OVERHEAD_BYTES
+    if url_name in BANK_FILE_URL_NAMES and _may_be_admin(request):
+        return settings.Q16_MAX_BANK_BYTES + FORM_OVERHEAD_BYTES
     return default

@@ -309,6 +309,7 @@ SPECTACULAR_SETTINGS = {
         "ReviewItemStateEnum": "reviewer.models.ReviewItem.State",
         "RunKindEnum": "curation.models.ScoringRun.Kind",
         "PromptJobKindEnum": "curation.models.PromptJob.Kind",
+        "HashKindEnum": "curation.bank_models.HashKind",
     },
 }
 
@@ -379,6 +380,7 @@ CELERY_TASK_ROUTES = {
     "worker.tasks.index_chunk": {"queue": Q16_CPU_QUEUE},
     "worker.tasks.run_prompt_job": {"queue": Q16_CPU_QUEUE},
     "worker.tasks.build_export": {"queue": Q16_CPU_QUEUE},
+    "worker.tasks.match_hash_bank": {"queue": Q16_CPU_QUEUE},
     "worker.tasks.recover_stalled_work": {"queue": Q16_CPU_QUEUE},
 }
 # Task events, so that Flower can follow the workers (docs/deployment.md): workers report each
@@ -467,6 +469,16 @@ Q16_MAX_IMAGE_PIXELS = env_int("Q16_MAX_IMAGE_PIXELS", 100_000_000)
 Q16_MAX_ARCHIVE_BYTES = env_int("Q16_MAX_ARCHIVE_BYTES", 20 * 2**30)
 Q16_MAX_ARCHIVE_RATIO = env_int("Q16_MAX_ARCHIVE_RATIO", 200)
 Q16_MAX_ARCHIVE_ENTRIES = env_int("Q16_MAX_ARCHIVE_ENTRIES", 2_000_000)
+# Hash banks (curation/services/banks.py): the largest bank file (upload or command), its
+# most entries, and the match distances. pHash: 64 bits, a re-encoded or resized copy is
+# usually within 4, unrelated images rarely within 10; 6 is the near-duplicate default too.
+# PDQ: 256 bits, 31 is the threshold PDQ's authors and HMA use; hashes of quality < 50
+# (flat, featureless images) match too much and are left out.
+Q16_MAX_BANK_BYTES = env_int("Q16_MAX_BANK_BYTES", 64 * 2**20)
+Q16_MAX_BANK_ENTRIES = env_int("Q16_MAX_BANK_ENTRIES", 2_000_000)
+Q16_BANK_PHASH_DISTANCE = env_int("Q16_BANK_PHASH_DISTANCE", 6)
+Q16_BANK_PDQ_DISTANCE = env_int("Q16_BANK_PDQ_DISTANCE", 31)
+Q16_BANK_PDQ_MIN_QUALITY = env_int("Q16_BANK_PDQ_MIN_QUALITY", 50)
 # URL-list imports (curation/services/url_import.py): only public http(s) addresses.
 Q16_MAX_URLS = env_int("Q16_MAX_URLS", 100_000)
 Q16_URL_CONNECT_TIMEOUT = env_float("Q16_URL_CONNECT_TIMEOUT", 5.0)

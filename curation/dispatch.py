@@ -23,6 +23,8 @@ IMPORT_DATASET = "worker.tasks.import_dataset"
 INDEX_CHUNK = "worker.tasks.index_chunk"
 RUN_PROMPT_JOB = "worker.tasks.run_prompt_job"
 BUILD_EXPORT = "worker.tasks.build_export"
+# Match one hash bank against every dataset (after it was imported or changed).
+MATCH_HASH_BANK = "worker.tasks.match_hash_bank"
 RECOVER_STALLED_WORK = "worker.tasks.recover_stalled_work"
 
 TASK_NAMES = (
@@ -33,6 +35,7 @@ TASK_NAMES = (
     INDEX_CHUNK,
     RUN_PROMPT_JOB,
     BUILD_EXPORT,
+    MATCH_HASH_BANK,
     RECOVER_STALLED_WORK,
 )
 

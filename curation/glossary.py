@@ -32,6 +32,11 @@ FIGURES: dict[str, str] = {
         "sample; verdicts copied to duplicates included)."
     ),
     "rejected": "Rejected: images whose latest settled verdict is appropriate.",
+    "matched_to_banks": (
+        "Matched to banks: images that match an entry of a hash bank (SHA-256 exactly, pHash "
+        "or PDQ within the configured distance). They are known-bad and never queued for "
+        "review; exports count them as blocked."
+    ),
     # --- A scoring run (run table, API run) ----------------------------------------------
     "run_threshold": "Threshold: images scoring at or above it are flagged by this run.",
     "run_progress": "Progress: images this run has processed out of the images it scores.",

@@ -29,3 +29,13 @@ user_access_revoked = Signal()
 # The dataset page and API ask for a dataset's review counts. Sent with dataset=<Dataset>;
 # the review app answers {"flagged", "pending_review", "confirmed", "rejected"}.
 dataset_review_counts = Signal()
+
+# Images newly matched a hash bank. Sent inside the match's transaction with
+# dataset_id=<int> and image_ids=<list of int>; the review app retires their pending items
+# there (known-bad content is not reviewed again).
+images_bank_matched = Signal()
+
+# Images no longer match any bank (a bank was deleted or its entries replaced). Sent inside
+# that transaction with dataset_id=<int> and image_ids=<list of int>; the review app puts
+# back in the queue the items it retired that are still flagged.
+images_bank_unmatched = Signal()

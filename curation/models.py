@@ -566,3 +566,7 @@ class DatasetAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} → {self.dataset}"
+
+
+# Hash banks live in their own module; imported here so Django registers them with the app.
+from curation.bank_models import BankMatch, HashBank, HashBankEntry  # noqa: E402, F401

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import audit_views, prompt_views, user_views, views
+from . import audit_views, bank_views, prompt_views, user_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -44,6 +44,16 @@ urlpatterns = [
         "datasets/<int:dataset_id>/reviewers/",
         views.DatasetReviewersView.as_view(),
         name="dataset-reviewers",
+    ),
+    path("banks/", bank_views.BankListView.as_view(), name="hash-bank-list"),
+    path("banks/<int:bank_id>/", bank_views.BankDetailView.as_view(), name="hash-bank-detail"),
+    path(
+        "banks/<int:bank_id>/rematch/",
+        bank_views.BankRematchView.as_view(),
+        name="hash-bank-rematch",
+    ),
+    path(
+        "banks/<int:bank_id>/delete/", bank_views.BankDeleteView.as_view(), name="hash-bank-delete"
     ),
     path("users/", user_views.UserListView.as_view(), name="user-list"),
     path("users/<int:user_id>/", user_views.UserDetailView.as_view(), name="user-detail"),

@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views import View
 
+from curation.bank_selectors import dataset_bank_matched_count, dataset_bank_matches
 from curation.errors import DomainError
 from curation.forms import (
     DatasetCreateForm,
@@ -168,6 +169,10 @@ class DatasetListView(StaffRequiredMixin, View):
         )
 
 
+# Images matched to hash banks shown on the dataset page (the bank pages list the rest).
+BANK_MATCHES_SHOWN = 24
+
+
 def _dataset_page(
     request: HttpRequest,
     dataset: Dataset,
@@ -205,6 +210,8 @@ def _dataset_page(
             ),
             "importing": dataset.state in (Dataset.State.PENDING, Dataset.State.IMPORTING),
             "import_chunks": dataset_import_progress(dataset=dataset),
+            "bank_matched": dataset_bank_matched_count(dataset=dataset),
+            "bank_matches": dataset_bank_matches(dataset=dataset, limit=BANK_MATCHES_SHOWN),
         },
         status=status,
     )

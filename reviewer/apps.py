@@ -19,3 +19,9 @@ class ReviewerConfig(AppConfig):
         hooks.dataset_review_counts.connect(
             receivers.on_dataset_review_counts, dispatch_uid="q16-review-counts"
         )
+        hooks.images_bank_matched.connect(
+            receivers.on_images_bank_matched, dispatch_uid="q16-retire-matched"
+        )
+        hooks.images_bank_unmatched.connect(
+            receivers.on_images_bank_unmatched, dispatch_uid="q16-restore-unmatched"
+        )

@@ -8,7 +8,11 @@ import numpy as np
 
 from reviewer.models import ReviewItem
 from reviewer.selectors.verdicts import dataset_review_counts
-from reviewer.services.items import review_items_sync_stored
+from reviewer.services.items import (
+    review_items_restore_unmatched,
+    review_items_retire_matched,
+    review_items_sync_stored,
+)
 
 
 def on_chunk_scored(
@@ -49,3 +53,13 @@ def on_user_access_revoked(*, user_id: int, kept_dataset_ids: list[int], **kwarg
 def on_dataset_review_counts(*, dataset: Any, **kwargs: Any) -> dict[str, int]:
     """The review half of the dataset summary: flagged, waiting, confirmed, rejected."""
     return dataset_review_counts(dataset=dataset)
+
+
+def on_images_bank_matched(*, dataset_id: int, image_ids: list[int], **kwargs: Any) -> None:
+    """Known-bad images leave the queue, in the match's transaction."""
+    review_items_retire_matched(dataset_id=dataset_id, image_ids=image_ids)
+
+
+def on_images_bank_unmatched(*, dataset_id: int, image_ids: list[int], **kwargs: Any) -> None:
+    """Images no bank matches any more go back to the queue when still flagged."""
+    review_items_restore_unmatched(dataset_id=dataset_id, image_ids=image_ids)

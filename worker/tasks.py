@@ -16,6 +16,7 @@ from celery.signals import worker_ready
 from django.db import DatabaseError, InterfaceError, OperationalError
 
 from curation.services import (
+    banks,
     chunks,
     datasets,
     exports,
@@ -151,6 +152,15 @@ def build_export(export_id: int) -> None:
         f"export {export_id}",
         lambda: export_files.export_build(export_id=export_id),
         lambda reason: exports.export_fail(export_id=export_id, reason=reason),
+    )
+
+
+@shared_task(base=ServiceTask)
+def match_hash_bank(bank_id: int) -> None:
+    _run_or_fail(
+        f"matching of hash bank {bank_id}",
+        lambda: banks.bank_match_all_datasets(bank_id=bank_id),
+        lambda reason: banks.bank_match_fail(bank_id=bank_id, reason=reason),
     )
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import bank_views, views
 from .reviewers import DatasetReviewersApi
 
 urlpatterns = [
@@ -63,6 +63,18 @@ urlpatterns = [
         "prompt-jobs/<int:job_id>/resume/",
         views.PromptJobResumeApi.as_view(),
         name="api-prompt-job-resume",
+    ),
+    path("hash-banks/", bank_views.HashBankListApi.as_view(), name="api-hash-banks"),
+    path("hash-banks/<int:bank_id>/", bank_views.HashBankDetailApi.as_view(), name="api-hash-bank"),
+    path(
+        "hash-banks/<int:bank_id>/entries/",
+        bank_views.HashBankEntriesApi.as_view(),
+        name="api-hash-bank-entries",
+    ),
+    path(
+        "hash-banks/<int:bank_id>/matches/",
+        bank_views.HashBankMatchesApi.as_view(),
+        name="api-hash-bank-matches",
     ),
     path("exports/", views.ExportListApi.as_view(), name="api-exports"),
     path("exports/<int:export_id>/", views.ExportDetailApi.as_view(), name="api-export"),

@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from curation import dispatch
 from curation.models import Dataset, Image, ImportChunk
+from curation.services import banks
 from curation.services.archives import ArchiveError
 from curation.services.sources.common import (
     IMPORT_BATCH,
@@ -402,6 +403,7 @@ def dataset_indexing_finished(*, dataset: Dataset) -> None:
     logger.info(
         "imported dataset %s: %s files, %s failed", dataset.pk, dataset.total, dataset.failed
     )
+    banks.bank_match_dataset(dataset=dataset)  # known-bad images are marked before any review
 
 
 def index_chunk_fail(*, chunk_id: int, reason: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db.models import OuterRef, Subquery
 
+from curation.bank_selectors import bank_matches_by_image
 from curation.models import Export, Image, Score
 from reviewer.models import Decision, ReviewItem
 from reviewer.selectors.verdicts import latest_decision_subquery, live_verdicts
@@ -140,7 +141,8 @@ def export_select(
     banks: image id -> names of the hash banks it matched; a matched image counts as blocked
     (verdict "matched" unless a reviewer confirmed it), whatever its review says.
     """
-    banks = banks or {}
+    if banks is None:  # the dataset's recorded hash-bank matches
+        banks = bank_matches_by_image(dataset=export.dataset)
     filters = export.filters or {}
     categories = set(filters.get("categories") or [])
     version = export.prompt_version

@@ -4,7 +4,7 @@ Precision of the flagged set, the audit sample's estimate of what the threshold 
 the score histogram are dataset_review_stats' own (Wilson 95 % intervals, docs/figures.md),
 never recomputed here; this module adds what the report needs on top: counts by category,
 the classes (or source folders) with the highest share of confirmed images, the prompt
-version and its training, and the hash-bank matches (no banks yet: 0, marked absent).
+version and its training, and the hash-bank matches (no banks: 0, marked absent).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db.models import Count
 
+from curation.bank_selectors import dataset_bank_summary
 from curation.models import Dataset, Image, PromptVersion
 from reviewer.models import Decision
 from reviewer.selectors.stats import dataset_review_stats
@@ -128,9 +129,9 @@ def _prompt_version(version_id: int | None) -> dict[str, Any] | None:
 
 
 def hash_bank_matches(*, dataset: Dataset) -> dict[str, Any]:
-    """Images matched to hash banks of known content: none exist yet, so 0 and `banks`
-    empty; a bank-matching part fills `matched` and lists its banks here."""
-    return {"available": False, "banks": [], "matched": 0}
+    """Images matched to hash banks of known content (`matched`), every bank with its
+    matches here (`banks`), and whether any bank was checked at all (`available`)."""
+    return dataset_bank_summary(dataset=dataset)
 
 
 def dataset_report_figures(*, dataset: Dataset) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from django.db.models import Count, F, IntegerField, Value
 from django.db.models.functions import Cast, Floor, Least, TruncDate
 from django.utils import timezone
 
+from curation.bank_selectors import dataset_bank_matched_count
 from curation.models import Dataset, PromptVersion, Score, ScoringRun
 from curation.selectors import prompt_policy_get
 from reviewer.estimates import (
@@ -340,6 +341,11 @@ def _throughput(dataset: Dataset) -> list[dict[str, Any]]:
     ]
 
 
+def bank_matched_counts(*, dataset: Dataset) -> dict[str, int]:
+    """Images known-bad from a hash bank: matched, so never in the queue or the counts above."""
+    return {"matched_to_banks": dataset_bank_matched_count(dataset=dataset)}
+
+
 def dataset_review_stats(
     *, dataset: Dataset, version: PromptVersion | None = None
 ) -> dict[str, Any]:
@@ -367,6 +373,7 @@ def dataset_review_stats(
             "rejected": sum(1 for v, _ in latest.values() if v == Decision.Verdict.APPROPRIATE),
             "audited": missed["n_audited"],
             **queue_counts,
+            **bank_matched_counts(dataset=dataset),
         },
         "precision": estimates["precision"],
         "recall": estimates["recall"],

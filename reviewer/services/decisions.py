@@ -17,7 +17,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from curation.errors import NotAllowed, StateConflict, ValidationFailed
-from curation.models import Image, Score
+from curation.models import BankMatch, Image, Score
 from curation.selectors import dataset_latest_run
 from curation.services.prompt_policy import prompt_policy_count_verdicts
 from reviewer.models import (
@@ -158,7 +158,24 @@ def _propagate(
     reached: list[int] = []
     skipped: list[dict[str, Any]] = []
     reviewer = origin.reviewer
+    images = list(images)
+    matched = set(
+        BankMatch.objects.filter(image_id__in=[image.pk for image in images]).values_list(
+            "image_id", flat=True
+        )
+    )
+    matched_items = dict(
+        ReviewItem.objects.filter(image_id__in=matched).values_list("image_id", "id")
+    )
     for image in images:
+        if image.pk in matched:
+            # Known-bad already: a copy could make it a pending item (k > 1) for a reviewer.
+            if image.pk in matched_items:
+                reason = "matched to a hash bank"
+                skipped.append(
+                    {"image_id": image.pk, "item_id": matched_items[image.pk], "reason": reason}
+                )
+            continue
         # Locked: the holder's lease and verdict are read and written under the same lock.
         target = _item_for_image(image=image, origin=item)
         if _has_live_verdict(item_id=target.pk, reviewer_id=reviewer.pk):

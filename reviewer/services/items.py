@@ -11,7 +11,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from curation.bulk import insert_rows, update_rows
-from curation.models import Score, ScoringRun
+from curation.models import BankMatch, Score, ScoringRun
 from reviewer.models import Decision, ReviewItem
 
 
@@ -70,10 +70,14 @@ def _sync_set_based(*, run: ScoringRun, first_image_id: int, last_image_id: int)
     score_table = connection.ops.quote_name(Score._meta.db_table)
     # Python's p >= threshold: PostgreSQL orders NaN above every number, Python never flags it.
     flagged = "(s.p_inappropriate >= %(threshold)s AND s.p_inappropriate <> 'NaN'::float8)"
-    # Falls below the threshold while waiting (audit items excepted): withdrawn, lease freed.
-    # Uncertain-queue items are not withdrawn: the stale ones are dropped below.
+    bank_table = connection.ops.quote_name(BankMatch._meta.db_table)
+    # Matched to a hash bank: known-bad already, never queued for review again.
+    matched = f"EXISTS (SELECT 1 FROM {bank_table} AS bm WHERE bm.image_id = s.image_id)"
+    # Waiting and matched, or fallen below the threshold (audit items excepted; stale
+    # uncertain-queue items are dropped below instead): withdrawn, lease freed.
     withdraw = (
-        f"(ri.state = %(pending)s AND NOT {flagged} AND NOT ri.is_audit AND NOT ri.is_uncertain)"
+        f"(ri.state = %(pending)s AND ({matched} OR (NOT {flagged} AND NOT ri.is_audit "
+        "AND NOT ri.is_uncertain)))"
     )
     scores_in_range = (
         f"{score_table} AS s WHERE s.run_id = %(run)s "
@@ -82,7 +86,8 @@ def _sync_set_based(*, run: ScoringRun, first_image_id: int, last_image_id: int)
     update = (
         f"UPDATE {table} AS ri SET score = s.p_inappropriate, "
         "margin = abs(s.p_inappropriate - %(threshold)s), run_id = %(run)s, "
-        f"state = CASE WHEN ri.state = %(withdrawn)s AND {flagged} THEN %(pending)s "
+        f"state = CASE WHEN ri.state = %(withdrawn)s AND {flagged} AND NOT {matched} "
+        "THEN %(pending)s "
         f"WHEN {withdraw} THEN %(withdrawn)s ELSE ri.state END, "
         f"leased_by_id = CASE WHEN {withdraw} THEN NULL ELSE ri.leased_by_id END, "
         f"lease_expires_at = CASE WHEN {withdraw} THEN NULL ELSE ri.lease_expires_at END "
@@ -95,7 +100,7 @@ def _sync_set_based(*, run: ScoringRun, first_image_id: int, last_image_id: int)
         f"INSERT INTO {table} (dataset_id, image_id, score, margin, run_id, is_audit, state, "
         "created_at) SELECT %(dataset)s, s.image_id, s.p_inappropriate, "
         "abs(s.p_inappropriate - %(threshold)s), %(run)s, false, %(pending)s, %(created)s "
-        f"FROM {scores_in_range} AND {flagged} "
+        f"FROM {scores_in_range} AND {flagged} AND NOT {matched} "
         f"AND NOT EXISTS (SELECT 1 FROM {table} AS ri WHERE ri.image_id = s.image_id) "
         "ORDER BY s.image_id ON CONFLICT DO NOTHING"
     )
@@ -140,7 +145,13 @@ def _sync_row_by_row(
 ) -> None:
     """The rules of review_items_sync with plain rows and executemany (SQLite)."""
     threshold = run.threshold
-    flagged = {image_id for image_id, p in scores.items() if p >= threshold}
+    # Images matched to a hash bank are known-bad already: never queued for review again.
+    matched = set(
+        BankMatch.objects.filter(
+            dataset_id=run.dataset_id, image_id__gte=first_image_id, image_id__lte=last_image_id
+        ).values_list("image_id", flat=True)
+    )
+    flagged = {image_id for image_id, p in scores.items() if p >= threshold} - matched
     # An id range, not an IN list of thousands of ids (chunks are contiguous id ranges).
     existing = ReviewItem.objects.filter(
         dataset_id=run.dataset_id, image_id__gte=first_image_id, image_id__lte=last_image_id
@@ -158,6 +169,8 @@ def _sync_row_by_row(
         rescored.append((item_id, p, abs(p - threshold), run.pk))
         if state == ReviewItem.State.WITHDRAWN and image_id in flagged:
             restored.append(item_id)
+        elif state == ReviewItem.State.PENDING and image_id in matched:
+            withdrawn.append(item_id)  # matched a bank: known-bad, never shown again
         elif state == ReviewItem.State.PENDING and image_id not in flagged and is_uncertain:
             stale_uncertain.append(item_id)
         elif state == ReviewItem.State.PENDING and image_id not in flagged and not is_audit:
@@ -223,3 +236,27 @@ def _sync_row_by_row(
         ReviewItem.objects.filter(
             id__in=withdrawn[start : start + 1000], state=ReviewItem.State.PENDING
         ).update(state=ReviewItem.State.WITHDRAWN, leased_by=None, lease_expires_at=None)
+
+
+def review_items_retire_matched(*, dataset_id: int, image_ids: list[int]) -> int:
+    """Withdraw the pending items (flagged or audit) of images matched to a hash bank, leases
+    included; decided and disputed items keep their verdicts. Returns how many."""
+    return ReviewItem.objects.filter(
+        dataset_id=dataset_id, image_id__in=image_ids, state=ReviewItem.State.PENDING
+    ).update(state=ReviewItem.State.WITHDRAWN, leased_by=None, lease_expires_at=None)
+
+
+def review_items_restore_unmatched(*, dataset_id: int, image_ids: list[int]) -> int:
+    """Images that match no bank any more: their withdrawn items that are still flagged under
+    their run (or were audit items, which only a match withdraws) wait for review again."""
+    candidates = ReviewItem.objects.filter(
+        dataset_id=dataset_id, image_id__in=image_ids, state=ReviewItem.State.WITHDRAWN
+    ).values_list("id", "score", "is_audit", "run__threshold")
+    restore = [
+        item_id
+        for item_id, score, is_audit, threshold in candidates
+        if is_audit or (threshold is not None and score >= threshold)
+    ]
+    return ReviewItem.objects.filter(id__in=restore, state=ReviewItem.State.WITHDRAWN).update(
+        state=ReviewItem.State.PENDING
+    )

@@ -24,7 +24,7 @@ from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from curation.errors import NotAllowed, ValidationFailed
-from curation.models import Dataset, Score
+from curation.models import BankMatch, Dataset, Score
 from curation.selectors import dataset_latest_run, visible_dataset_ids
 from curation.services.embeddings import cached_vectors
 from reviewer.models import (
@@ -123,6 +123,9 @@ def _queue(
         if state == ReviewItem.State.PENDING:
             items = items.filter(is_audit=False)
         order = ("margin", "id") if mode == "uncertain" else ("-score", "id")
+    # Known-bad content is never shown again: a match retires pending items in its own
+    # transaction, and this also keeps matched images out of second looks and adjudication.
+    items = items.exclude(Exists(BankMatch.objects.filter(image_id=OuterRef("image_id"))))
     if filters.score_min is not None:
         items = items.filter(score__gte=filters.score_min)
     if filters.score_max is not None:
@@ -405,10 +408,13 @@ def _audit_items_create(*, dataset: Dataset, count: int) -> int:
             )
         if not rows:
             break
+        window = [i for i, _ in rows]
         taken = set(
-            ReviewItem.objects.filter(image_id__in=[i for i, _ in rows]).values_list(
-                "image_id", flat=True
-            )
+            ReviewItem.objects.filter(image_id__in=window).values_list("image_id", flat=True)
+        )
+        # Images matched to a hash bank are never sampled for review either.
+        taken |= set(
+            BankMatch.objects.filter(image_id__in=window).values_list("image_id", flat=True)
         )
         free = [(i, p) for i, p in rows if i not in taken and i not in picked]
         if free:

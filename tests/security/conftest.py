@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
+from curation.bank_models import HashBank, HashBankEntry
 from curation.models import (
     Dataset,
     DatasetAssignment,
@@ -49,6 +50,7 @@ class World:
     item: ReviewItem
     job: PromptJob
     export: Export
+    bank: HashBank
 
 
 @pytest.fixture
@@ -89,7 +91,10 @@ def world(db, settings, tmp_path, admin_user, django_user_model) -> World:
         file_path=str(export_path), run=run, prompt_version=version, threshold=0.5,
     )  # fmt: skip
     DatasetAssignment.objects.create(dataset=dataset, user=assigned, assigned_by=admin_user)
+    bank = HashBank.objects.create(name="known bad", sha256_count=1)
+    HashBankEntry.objects.create(bank=bank, kind="sha256", value=sha)
     return World(
         admin=admin_user, assigned=assigned, other=other, dataset=dataset, image=image,
         image_path=image_path, version=version, run=run, item=item, job=job, export=export,
+        bank=bank,
     )  # fmt: skip
