@@ -200,3 +200,32 @@ def test_creating_a_bank_queues_the_matching_of_every_dataset(
     assert set(matched(source)) == {"original-1.png"} and set(matched(other)) == {"exact-1.png"}
     bank.refresh_from_db()
     assert bank.matched_at is not None and bank.match_error == ""
+
+
+def test_an_export_counts_recorded_bank_matches_as_blocked(two_datasets, admin_user):
+    from curation.services.exports import export_create
+    from labels.exports import export_build
+
+    source, other = two_datasets
+    bank, _ = bank_create(
+        name="shared bank", data=export_csv([image(source, "original-1.png")]), actor=admin_user
+    )
+    bank_match_all_datasets(bank_id=bank.pk)
+    export = export_create(dataset=other, format="json", scope="confirmed", queue=False)
+    export_build(export_id=export.pk)  # no mapping given: the recorded matches are read
+    rows = {row["image_id"]: row for row in export_rows_of(export)}
+    exact = image(other, "exact-1.png")
+    assert set(rows) == {exact.pk}
+    assert rows[exact.pk]["verdict"] == "matched" and rows[exact.pk]["banks"] == ["shared bank"]
+
+
+def export_rows_of(export):
+    import json
+
+    from curation.models import Export
+    from curation.storage import stored_open
+
+    export = Export.objects.get(pk=export.pk)
+    assert export.state == Export.State.SUCCEEDED, export.error
+    with stored_open(export.file_path) as handle:
+        return json.load(handle)["rows"]
