@@ -416,7 +416,8 @@ Q16_DEVICE = os.environ.get("Q16_DEVICE", "auto")
 # Image-encoder backend: "torch", or on CPU "openvino" / "openvino-bf16" (extra cpu-fast).
 Q16_BACKEND = os.environ.get("Q16_BACKEND", "torch")
 Q16_BATCH_SIZE = env_int("Q16_BATCH_SIZE", 64)
-Q16_DECODE_WORKERS = env_int("Q16_DECODE_WORKERS", 0)  # 0: one per core, minus one
+# 0: the default (every core on a CPU, cores-1 beside a GPU; see worker.engine.pipeline).
+Q16_DECODE_WORKERS = env_int("Q16_DECODE_WORKERS", 0)
 Q16_CHUNK_SIZE = env_int("Q16_CHUNK_SIZE", 2048)
 # Rescoring from cached embeddings encodes nothing, so its chunks can be far larger.
 Q16_RESCORE_CHUNK_SIZE = env_int("Q16_RESCORE_CHUNK_SIZE", 20000)
