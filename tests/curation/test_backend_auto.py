@@ -25,9 +25,15 @@ from worker.engine.spec import model_key_for, read_backend_choice
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One export cache for the module: auto reuses the int8 model the first test made."""
+    return tmp_path_factory.mktemp("backends")
+
+
 @pytest.fixture
-def backend_cache(tmp_path, monkeypatch):
-    cache = tmp_path / "backends"
+def backend_cache(shared_cache, monkeypatch):
+    cache = shared_cache
     monkeypatch.setenv("Q16_BACKEND_CACHE", str(cache))
     monkeypatch.setattr(clip_runtime, "_models", {})  # each test loads its own backend
     return cache
@@ -61,7 +67,7 @@ def test_an_int8_worker_calibrates_on_the_dataset_and_the_run_says_so(
     run = _score(dataset, key)
     assert run.state == ScoringRun.State.SUCCEEDED and run.encoded == dataset.images.count()
     assert run.model_key == key and run.backend == "openvino-int8"
-    (calibration,) = backend_cache.rglob("calibration.json")
+    (calibration,) = backend_cache.rglob("calibration.json")  # calibrated once, on the dataset
     assert json.loads(calibration.read_text())["images"] == dataset.images.count()
 
 
