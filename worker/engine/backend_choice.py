@@ -19,7 +19,6 @@ import argparse
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .auto_backend import source_from_json
 from .locators import ImageLocator
 from .spec import (
     ModelLoadError,
@@ -35,13 +35,11 @@ from .spec import (
     backend_choice_path,
     cpu_signature,
     model_key_for,
-    read_backend_choice,
 )
 
 __all__ = [
     "FIDELITY_BOUNDS",
     "choose_backend",
-    "choose_backend_in_child",
     "fidelity",
     "passes_bounds",
 ]
@@ -211,57 +209,6 @@ def choose_backend(
     return record
 
 
-def _source_to_json(source: str | Path | ImageLocator) -> Any:
-    if isinstance(source, ImageLocator):
-        return {"path_or_url": source.path_or_url, "offset": source.offset, "size": source.size}
-    return str(source)
-
-
-def _source_from_json(item: Any) -> str | ImageLocator:
-    return ImageLocator(**item) if isinstance(item, dict) else str(item)
-
-
-def choose_backend_in_child(
-    spec: ModelSpec,
-    *,
-    calibration_sources: Sequence[str | Path | ImageLocator],
-    threshold: float,
-    prompts: np.ndarray | None = None,
-    cache_dir: str | Path | None = None,
-    timeout_s: float = 3600.0,
-) -> dict[str, Any]:
-    """:func:`choose_backend` in a child process (nothing it tries stays loaded here)."""
-    from .int8 import CALIBRATION_IMAGES, sample_evenly
-
-    job = {
-        "name": spec.name,
-        "pretrained": spec.pretrained,
-        "checkpoint_path": spec.checkpoint_path,
-        "sources": [
-            _source_to_json(s) for s in sample_evenly(calibration_sources, CALIBRATION_IMAGES)
-        ],
-        "threshold": threshold,
-        "prompts": prompts.tolist() if prompts is not None else None,
-        "cache_dir": str(cache_dir) if cache_dir is not None else None,
-    }
-    completed = subprocess.run(
-        [sys.executable, "-m", "worker.engine.backend_choice"],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout_s,
-    )
-    if completed.returncode != 0:
-        raise ModelLoadError(
-            f"Q16_BACKEND=auto: choosing a backend failed:\n{completed.stderr[-2000:]}"
-        )
-    record = read_backend_choice(spec.key, cache_dir)
-    if record is None:
-        raise ModelLoadError("Q16_BACKEND=auto: the chooser recorded no choice")
-    return record
-
-
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m worker.engine.backend_choice",
@@ -276,7 +223,7 @@ def _main(argv: list[str] | None = None) -> int:
     )
     record = choose_backend(
         spec,
-        calibration_sources=[_source_from_json(item) for item in job["sources"]],
+        calibration_sources=[source_from_json(item) for item in job["sources"]],
         threshold=float(job["threshold"]),
         prompts=np.asarray(job["prompts"], dtype=np.float32) if job["prompts"] else None,
         cache_dir=job["cache_dir"],

@@ -42,6 +42,7 @@ import torch
 
 from .spec import (
     BACKENDS,
+    BackendUnavailable,
     backend_key_suffix,
     default_backend_cache_dir,
     model_key_for,
@@ -74,10 +75,6 @@ _OV_PRECISION = {"openvino": "f32", "openvino-bf16": "bf16", "openvino-int8": "f
 _EXPORT_VERSION = 1
 
 ImageEncoder = Callable[[torch.Tensor], torch.Tensor]
-
-
-class BackendUnavailable(RuntimeError):
-    """The requested backend's package is not installed or cannot run here."""
 
 
 def _import_openvino() -> Any:

@@ -433,7 +433,7 @@ def _auto_backend(
                 "Q16_BACKEND=auto has no recorded choice for this model and CPU yet and needs "
                 "calibration images (a sample of the dataset's own) to measure the backends"
             )
-        from .backend_choice import choose_backend_in_child
+        from .auto_backend import choose_backend_in_child
 
         record = choose_backend_in_child(
             spec, calibration_sources=calibration_sources, threshold=threshold, cache_dir=cache_dir

@@ -28,6 +28,7 @@ import torch
 
 from .images import InvalidImageError, load_rgb
 from .locators import ImageLocator
+from .spec import BackendUnavailable
 
 __all__ = [
     "CALIBRATION_IMAGES",
@@ -47,8 +48,6 @@ _INT8_VERSION = 1
 
 
 def _import_nncf() -> Any:
-    from .backends import BackendUnavailable
-
     try:
         import nncf
     except ImportError as exc:  # optional dependency
@@ -152,8 +151,6 @@ def ensure_int8_ir(
         BackendUnavailable: nncf is missing, or nothing is cached and no calibration images
             were given (or none of them could be read).
     """
-    from .backends import BackendUnavailable
-
     target = int8_ir_path(fp32_ir)
     if target.is_file() and target.with_suffix(".bin").is_file():
         return target

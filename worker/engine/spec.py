@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "AUTO_BACKEND",
     "BACKENDS",
+    "BackendUnavailable",
     "MODEL_CONFIG_DIR",
     "ModelLoadError",
     "ModelSpec",
@@ -44,6 +45,10 @@ _KEY_HASH_CHARS = 16
 
 class ModelLoadError(ValueError):
     """A model could not be specified, found or loaded (bad name, tag, file or device)."""
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend's package is not installed or cannot run here."""
 
 
 BACKENDS: tuple[str, ...] = ("torch", "openvino", "openvino-bf16", "openvino-int8")

@@ -26,7 +26,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from worker.engine.backend_choice import choose_backend_in_child
+        from worker.engine.auto_backend import choose_backend_in_child
 
         dataset = calibration_dataset(dataset_id=options["dataset"])
         if dataset is None:
