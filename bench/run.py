@@ -17,15 +17,22 @@ Sections (see README.md, "Benchmarks"):
 This module runs them in order (:func:`main`); the sections live in ``options``
 (the command line), ``forward`` (model, naive, decode), ``end_to_end`` (and
 fidelity), ``rescore``, ``train``, ``memory``, and ``report`` (ratios, table, JSON).
+``model`` and ``end_to_end`` run in one child process per backend (``backend_child``),
+so that no backend slows another (OpenVINO's threads slow PyTorch in the same process);
+this process itself only ever loads the torch backend (naive, decode).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import importlib.metadata
+import json
 import logging
 import os
 import platform
+import subprocess
 import sys
 import time
 import traceback
@@ -34,10 +41,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import data, djangoenv, procmem
-from bench.end_to_end import bench_end_to_end, fidelity
-from bench.forward import bench_decode, bench_model, bench_naive
+from bench.backend_child import load_kept
+from bench.end_to_end import fidelity
+from bench.forward import bench_decode, bench_naive
 from bench.memory import bench_memory
-from bench.options import parse_args
+from bench.options import ROOT, parse_args
 from bench.report import TARGETS, format_table, ratios, write_json
 from bench.rescore import bench_rescore_engine, bench_rescore_service
 from bench.rescore_pg import bench_rescore_pg
@@ -58,8 +66,8 @@ class Runner:
     def wanted(self, section: str) -> bool:
         return not self.args.sections or section in self.args.sections
 
-    def section(self, name: str, fn: Callable[[], Any]) -> Any:
-        if not self.wanted(name):
+    def section(self, name: str, fn: Callable[[], Any], *, always: bool = False) -> Any:
+        if not always and not self.wanted(name):
             return None
         started = time.perf_counter()
         sys.stderr.write(f"[bench] {name} ...\n")
@@ -78,28 +86,23 @@ class Runner:
         return value
 
 
-def _meta(args: argparse.Namespace) -> dict[str, Any]:
+def _meta(args: argparse.Namespace, capabilities: list[str]) -> dict[str, Any]:
     import torch
 
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {"torch": torch.__version__}
-    try:
-        import openvino
+    from worker.engine.spec import cpu_signature
 
-        versions["openvino"] = openvino.__version__
-    except ImportError:
-        pass
+    signature = cpu_signature()
+    versions: dict[str, str] = {"torch": str(torch.__version__)}
+    for package in ("openvino", "nncf"):
+        # The version without importing the package (its threads would stay loaded).
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[package] = importlib.metadata.version(package)
     return {
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {
-            "cpu": cpu,
+            "cpu": signature["cpu"],
+            "flags": signature["flags"],
+            "openvino_capabilities": capabilities,
             "cores": len(os.sched_getaffinity(0)),
             "memory_gib": round(
                 os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
@@ -109,6 +112,68 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
         },
         "versions": versions,
         "args": {k: sorted(v) if isinstance(v, set) else v for k, v in vars(args).items()},
+    }
+
+
+def _backend_child(
+    args: argparse.Namespace,
+    work: Path,
+    backend: str,
+    *,
+    dataset_id: int,
+    calibration_folder: Path,
+    sections: list[str],
+) -> dict[str, Any]:
+    """The model and end-to-end sections of one backend, in a child process of its own."""
+    command = [
+        sys.executable,
+        "-m",
+        "bench.backend_child",
+        "--work-dir",
+        str(work),
+        "--model",
+        args.model,
+        "--backend",
+        backend,
+        "--dataset-id",
+        str(dataset_id),
+        "--calibration-folder",
+        str(calibration_folder),
+        "--batch-sizes",
+        ",".join(str(b) for b in args.batch_sizes),
+        "--batch-size",
+        str(args.batch_size or 0),
+        "--threshold",
+        str(args.threshold),
+        "--sections",
+        ",".join(sections),
+    ]
+    completed = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=3600
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"backend {backend} failed:\n{completed.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _auto_pick(results: dict[str, Any]) -> dict[str, Any] | None:
+    """What Q16_BACKEND=auto would pick from this run's own figures (end to end, fidelity)."""
+    from worker.engine.backend_choice import FIDELITY_BOUNDS, passes_bounds
+
+    e2e = results.get("end_to_end") or {}
+    if "torch" not in e2e:
+        return None
+    fidelity_by = results.get("fidelity") or {}
+    qualified = ["torch"] + [
+        name for name in e2e if name in fidelity_by and passes_bounds(fidelity_by[name])
+    ]
+    best = max(qualified, key=lambda name: e2e[name]["images_per_second"])
+    return {
+        "backend": best,
+        "qualified": qualified,
+        "bounds": FIDELITY_BOUNDS,
+        "speedup_vs_torch": e2e[best]["images_per_second"] / e2e["torch"]["images_per_second"],
     }
 
 
@@ -149,13 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     if not checkpoint.is_file():
         build_random_checkpoint(args.model, checkpoint, seed=0)
     spec = ModelSpec(args.model, checkpoint_path=str(checkpoint))
-    backend_cache = work / "backends"
-    clips = {"torch": load_clip(spec, device="cpu")}
-    for backend in args.backends:
-        clips[backend] = load_clip(
-            spec, device="cpu", backend=backend, backend_cache_dir=backend_cache
-        )
-    torch_clip = clips["torch"]
+    # This process loads only the torch backend (naive, decode); every backend's model and
+    # end-to-end sections run in a child of their own.
+    torch_clip = load_clip(spec, device="cpu")
 
     dataset = None
     if runner.wanted("end_to_end"):
@@ -166,19 +227,36 @@ def main(argv: list[str] | None = None) -> int:
         if dataset.state != Dataset.State.READY:
             raise RuntimeError(f"benchmark dataset import ended {dataset.state}: {dataset.error}")
 
-    runner.section(
-        "model", lambda: {name: bench_model(clip, args.batch_sizes) for name, clip in clips.items()}
-    )
-    kept: dict[str, dict[str, Any]] = {name: {} for name in clips}
-    runner.section(
-        "end_to_end",
-        lambda: {
-            name: bench_end_to_end(
-                clip, dataset, threshold=args.threshold, batch_size=args.batch_size, keep=kept[name]
-            )
-            for name, clip in clips.items()
-        },
-    )
+    backends = ["torch", *[b for b in args.backends if b != "torch"]]
+    child_sections = [s for s in ("model", "end_to_end") if runner.wanted(s)]
+    children: dict[str, dict[str, Any]] = {}
+
+    def isolated() -> dict[str, Any]:
+        for backend in backends:
+            sys.stderr.write(f"[bench]   {backend} (own process) ...\n")
+            try:
+                children[backend] = _backend_child(
+                    args,
+                    work,
+                    backend,
+                    dataset_id=dataset.pk if dataset is not None else 0,
+                    calibration_folder=e2e_folder,
+                    sections=child_sections,
+                )
+            except Exception as exc:  # one backend failing leaves the others' figures
+                runner.errors[f"backend {backend}"] = f"{type(exc).__name__}: {exc}"
+                sys.stderr.write(f"[bench]   {backend} failed: {exc}\n")
+        return {
+            name: {k: v for k, v in child.items() if k not in ("model", "end_to_end")}
+            for name, child in children.items()
+        }
+
+    if child_sections:
+        runner.section("backends", isolated, always=True)
+    for name in child_sections:
+        runner.results[name] = {
+            backend: child[name] for backend, child in children.items() if name in child
+        }
 
     def naive() -> dict[str, Any]:
         from curation.models import PromptVersion
@@ -230,20 +308,28 @@ def main(argv: list[str] | None = None) -> int:
     runner.section("memory", memory)
 
     e2e = runner.results.get("end_to_end") or {}
-    if "torch" in e2e:
+    if "torch" in e2e and "kept" in children["torch"]:
+        reference = load_kept(children["torch"]["kept"])
         runner.section(
             "fidelity",
             lambda: {
-                name: fidelity(kept["torch"], kept[name], threshold=args.threshold)
+                name: fidelity(
+                    reference, load_kept(children[name]["kept"]), threshold=args.threshold
+                )
                 for name in e2e
-                if name != "torch"
+                if name != "torch" and "kept" in children[name]
             },
         )
+        runner.results["auto_pick"] = _auto_pick(runner.results)
     runner.results["ratios"] = ratios(runner.results)
     runner.results["peak_rss_mib_bench_process"] = procmem.peak_rss_mib()
     runner.results["other_processes_busy_cores"] = runner.other_load
+    capabilities: list[str] = next(
+        (c["openvino_capabilities"] for c in children.values() if c.get("openvino_capabilities")),
+        [],
+    )
     report = {
-        "meta": _meta(args),
+        "meta": _meta(args, capabilities),
         "seconds": time.perf_counter() - started,
         "targets": TARGETS,
         **runner.results,

@@ -416,10 +416,13 @@ Q16_CLIP_PRETRAINED = os.environ.get("Q16_CLIP_PRETRAINED", "openai")
 # A local checkpoint wins over the pretrained tag (machines without internet).
 Q16_CLIP_CHECKPOINT = os.environ.get("Q16_CLIP_CHECKPOINT", "")
 Q16_DEVICE = os.environ.get("Q16_DEVICE", "auto")
-# Image-encoder backend: "torch", or on CPU "openvino" / "openvino-bf16" (extra cpu-fast).
+# Image-encoder backend: "torch", or on CPU "openvino" / "openvino-bf16" / "openvino-int8"
+# (extra cpu-fast), or "auto": the fastest one within the fidelity bounds on this CPU
+# (measured once by `manage.py choose_backend` or a worker, see worker.engine.backend_choice).
 Q16_BACKEND = os.environ.get("Q16_BACKEND", "torch")
 Q16_BATCH_SIZE = env_int("Q16_BATCH_SIZE", 64)
-Q16_DECODE_WORKERS = env_int("Q16_DECODE_WORKERS", 0)  # 0: one per core, minus one
+# 0: the default (every core on a CPU, cores-1 beside a GPU; see worker.engine.pipeline).
+Q16_DECODE_WORKERS = env_int("Q16_DECODE_WORKERS", 0)
 Q16_CHUNK_SIZE = env_int("Q16_CHUNK_SIZE", 2048)
 # Rescoring from cached embeddings encodes nothing, so its chunks can be far larger.
 Q16_RESCORE_CHUNK_SIZE = env_int("Q16_RESCORE_CHUNK_SIZE", 20000)

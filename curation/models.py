@@ -348,6 +348,9 @@ class ScoringRun(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="runs")
     prompt_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="runs")
     model_key = models.CharField(max_length=200)
+    # The image-encoder backend that encoded the run's new embeddings (Q16_BACKEND, with
+    # "auto" resolved), recorded by the first chunk that encodes; "" while none has.
+    backend = models.CharField(max_length=32, blank=True, default="")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SCORE)
     threshold = models.FloatField()
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)

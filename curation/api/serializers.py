@@ -49,7 +49,7 @@ class RunOutput(serializers.ModelSerializer):
     class Meta:
         model = ScoringRun
         fields = [
-            "id", "dataset", "prompt_version", "model_key", "kind", "threshold", "state",
+            "id", "dataset", "prompt_version", "model_key", "backend", "kind", "threshold", "state",
             "total", "processed", "failed", "flagged", "encoded", "chunks_total", "chunks_done",
             "timings", "error", "created_at", "started_at", "finished_at", "images_per_second",
         ]  # fmt: skip

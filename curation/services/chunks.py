@@ -391,6 +391,8 @@ def _embeddings_for(
         return vectors, {sha: "no cached embedding for this model" for sha in missing}, 0
 
     clip = clip_provider(model_key)
+    if run_id is not None:  # the run says which backend encoded it (auto resolved)
+        ScoringRun.objects.filter(pk=run_id, backend="").update(backend=clip.backend)
     missing_items = list(missing.items())
     result = encode_files(
         clip,

@@ -123,3 +123,54 @@ def test_tiny_clip_separates_the_two_generated_kinds(
         labels, inappropriate_probability(result.embeddings, tuned.prompts)
     )
     assert metrics["accuracy"] == 1.0
+
+
+def test_cpu_schedules_give_the_same_embeddings(
+    tiny_clip: ClipModel, sources: tuple[list[Path], list[str]]
+) -> None:
+    from worker.engine.pipeline import CpuSchedule
+
+    paths, _ = sources
+    results = {
+        name: encode_files(
+            tiny_clip, paths, batch_size=8, decode_workers=2, schedule=CpuSchedule(fixed=name)
+        )
+        for name in ("alternate", "overlap")
+    }
+    assert results["alternate"].schedule == "alternate"
+    assert results["overlap"].schedule == "overlap"
+    assert results["alternate"].ok_indices == results["overlap"].ok_indices
+    assert results["alternate"].failures == results["overlap"].failures
+    np.testing.assert_allclose(
+        results["alternate"].embeddings, results["overlap"].embeddings, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="unknown schedule"):
+        CpuSchedule(fixed="sideways")
+
+
+def test_cpu_schedule_is_measured_then_kept(
+    tiny_clip: ClipModel, sources: tuple[list[Path], list[str]]
+) -> None:
+    from worker.engine.pipeline import CpuSchedule
+
+    paths, _ = sources
+    schedule = CpuSchedule(trial_steps=2)
+    # 22 files in steps of 2 (batch 2): 11 steps, 8 of them trials (2 timed per way).
+    first = encode_files(tiny_clip, paths, batch_size=2, decode_workers=2, schedule=schedule)
+    assert first.schedule == "alternate+overlap"
+    assert schedule.chosen in {"alternate", "overlap"}
+    assert all(len(rates) == 2 for rates in schedule.trials.values())
+    median = {name: sorted(r)[1] for name, r in schedule.trials.items()}
+    assert schedule.chosen == max(median, key=lambda name: median[name])
+    later = encode_files(tiny_clip, paths, batch_size=2, decode_workers=2, schedule=schedule)
+    assert later.schedule == schedule.chosen
+    np.testing.assert_allclose(later.embeddings, first.embeddings, atol=1e-6)
+
+
+def test_cpu_steps_at_the_forward_batch_size(
+    tiny_clip: ClipModel, sources: tuple[list[Path], list[str]]
+) -> None:
+    progress: list[int] = []
+    encode_files(tiny_clip, sources[0], batch_size=64, decode_workers=2, on_batch=progress.append)
+    step = tiny_clip.cpu_forward_batch
+    assert progress == [min(n, len(sources[0])) for n in range(step, len(sources[0]) + step, step)]

@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -26,6 +26,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
+from .locators import ImageLocator
 from .spec import MODEL_CONFIG_DIR, ModelLoadError, ModelSpec
 
 __all__ = [
@@ -273,6 +274,9 @@ def load_clip(
     device: str = "auto",
     backend: str = "torch",
     backend_cache_dir: str | Path | None = None,
+    calibration_sources: Sequence[str | Path | ImageLocator] | None = None,
+    calibration_images: Callable[[], Iterable[torch.Tensor]] | None = None,
+    auto_threshold: float = 0.5,
 ) -> ClipModel:
     """Load a frozen CLIP model for inference.
 
@@ -283,10 +287,18 @@ def load_clip(
         spec: architecture and weights to load.
         device: see :func:`resolve_device`.
         backend: image-encoder backend, one of :data:`worker.engine.backends.BACKENDS`:
-            ``"torch"`` (default), or on the CPU ``"openvino"`` (fp32, same model key)
-            or ``"openvino-bf16"`` (faster, key suffixed ``"+bf16"``).
+            ``"torch"`` (default), or on the CPU ``"openvino"`` (fp32, same model key),
+            ``"openvino-bf16"`` (key suffixed ``"+bf16"``), ``"openvino-int8"`` (key
+            suffixed ``"+int8"``), or ``"auto"``: the backend recorded for this model and
+            CPU class by :mod:`worker.engine.backend_choice`, measured now (in a child
+            process, on ``calibration_sources``) when none is recorded yet.
         backend_cache_dir: where a backend keeps its exported model (default
             :func:`worker.engine.backends.default_backend_cache_dir`).
+        calibration_sources: image files (a sample of the dataset's own) that int8
+            quantisation and ``auto`` calibrate on, when nothing is cached yet.
+        calibration_images: instead of ``calibration_sources``: gives the preprocessed
+            calibration images.
+        auto_threshold: the flag threshold ``auto``'s flag agreement is measured at.
 
     Returns:
         The model in eval mode with gradients disabled, plus its transform and tokenizer.
@@ -296,14 +308,22 @@ def load_clip(
             weights that do not fit the architecture, an unavailable device, or an
             unknown or unavailable backend.
     """
-    from .backends import BackendUnavailable, build_image_encoder, model_key_for, validate_backend
+    from .spec import AUTO_BACKEND, model_key_for, validate_backend_setting
 
     register_model_configs()
     torch_device = resolve_device(device)
     try:
-        backend = validate_backend(backend)
+        backend = validate_backend_setting(backend)
     except ValueError as exc:
         raise ModelLoadError(str(exc)) from exc
+    if backend == AUTO_BACKEND:
+        backend = _auto_backend(
+            spec,
+            torch_device=torch_device,
+            cache_dir=backend_cache_dir,
+            calibration_sources=calibration_sources,
+            threshold=auto_threshold,
+        )
     if backend != "torch" and torch_device.type != "cpu":
         raise ModelLoadError(f"backend {backend!r} runs on the CPU only, not on {torch_device}")
     if spec.name not in open_clip.list_models():
@@ -343,6 +363,20 @@ def load_clip(
 
     image_encoder = None
     if backend != "torch":
+        # Imported only here: a torch worker never loads OpenVINO (its threads slow PyTorch).
+        from .backends import BackendUnavailable, build_image_encoder
+
+        if calibration_images is None and calibration_sources is not None:
+            from .int8 import CALIBRATION_IMAGES, calibration_tensors, sample_evenly
+
+            sources = sample_evenly(calibration_sources, CALIBRATION_IMAGES)
+            image_size = _image_size_of(model)
+
+            def calibration_images() -> list[torch.Tensor]:
+                return calibration_tensors(
+                    preprocess=preprocess, image_size=image_size, sources=sources
+                )
+
         try:
             image_encoder = build_image_encoder(
                 backend=backend,
@@ -350,6 +384,7 @@ def load_clip(
                 model_key=key,
                 image_size=_image_size_of(model),
                 cache_dir=backend_cache_dir,
+                calibration=calibration_images,
             )
         except BackendUnavailable as exc:
             raise ModelLoadError(str(exc)) from exc
@@ -376,6 +411,45 @@ def load_clip(
         clip.image_size,
     )
     return clip
+
+
+def _auto_backend(
+    spec: ModelSpec,
+    *,
+    torch_device: torch.device,
+    cache_dir: str | Path | None,
+    calibration_sources: Sequence[str | Path | ImageLocator] | None,
+    threshold: float,
+) -> str:
+    """The backend ``auto`` stands for: the recorded choice, or one measured now."""
+    from .spec import read_backend_choice
+
+    if torch_device.type != "cpu":
+        return "torch"  # the CPU backends do not apply to a GPU
+    record = read_backend_choice(spec.key, cache_dir)
+    if record is None:
+        if not calibration_sources:
+            raise ModelLoadError(
+                "Q16_BACKEND=auto has no recorded choice for this model and CPU yet and needs "
+                "calibration images (a sample of the dataset's own) to measure the backends"
+            )
+        from .auto_backend import choose_backend_in_child
+
+        record = choose_backend_in_child(
+            spec, calibration_sources=calibration_sources, threshold=threshold, cache_dir=cache_dir
+        )
+    logger.info(
+        "Q16_BACKEND=auto uses %s for %s on this CPU (%s; %s)",
+        record["backend"],
+        spec.key,
+        record.get("cpu", "?"),
+        ", ".join(
+            f"{name} {m.get('images_per_second', 0.0):.2f} img/s"
+            + ("" if m.get("passes") else " refused")
+            for name, m in (record.get("measured") or {}).items()
+        ),
+    )
+    return str(record["backend"])
 
 
 def build_random_checkpoint(model_name: str, path: str | Path, *, seed: int = 0) -> Path:

@@ -11,18 +11,29 @@ import functools
 import hashlib
 import importlib.util
 import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
+    "AUTO_BACKEND",
     "BACKENDS",
+    "BackendUnavailable",
     "MODEL_CONFIG_DIR",
     "ModelLoadError",
     "ModelSpec",
+    "backend_choice_path",
     "backend_key_suffix",
+    "cpu_signature",
+    "default_backend_cache_dir",
     "model_embed_dim",
     "model_key_for",
+    "read_backend_choice",
+    "safe_dirname",
     "validate_backend",
+    "validate_backend_setting",
 ]
 
 MODEL_CONFIG_DIR: Path = Path(__file__).resolve().parent / "model_configs"
@@ -36,11 +47,32 @@ class ModelLoadError(ValueError):
     """A model could not be specified, found or loaded (bad name, tag, file or device)."""
 
 
-BACKENDS: tuple[str, ...] = ("torch", "openvino", "openvino-bf16")
+class BackendUnavailable(RuntimeError):
+    """The requested backend's package is not installed or cannot run here."""
+
+
+BACKENDS: tuple[str, ...] = ("torch", "openvino", "openvino-bf16", "openvino-int8")
 """Backend names accepted by :func:`worker.engine.clip.load_clip`."""
 
+AUTO_BACKEND = "auto"
+"""The ``Q16_BACKEND`` setting that lets a measurement on this CPU pick one of :data:`BACKENDS`
+(:mod:`worker.engine.backend_choice`); the choice is recorded, so every process agrees."""
+
 # The model-key suffix of each backend: lossy ones get their own cache key.
-_KEY_SUFFIX = {"torch": "", "openvino": "", "openvino-bf16": "+bf16"}
+_KEY_SUFFIX = {"torch": "", "openvino": "", "openvino-bf16": "+bf16", "openvino-int8": "+int8"}
+
+# The instruction-set flags that decide which backend is fast on a CPU (AVX-512 bf16 and AMX
+# make bf16 fast; VNNI makes int8 faster; AVX2 alone is the floor OpenVINO needs).
+CPU_FLAGS_OF_INTEREST: tuple[str, ...] = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_int8",
+)
 
 
 def validate_backend(backend: str) -> str:
@@ -51,14 +83,86 @@ def validate_backend(backend: str) -> str:
     return name
 
 
+def validate_backend_setting(backend: str) -> str:
+    """Like :func:`validate_backend`, but also accepts ``"auto"`` (the Q16_BACKEND setting)."""
+    name = (backend or "torch").strip().lower()
+    if name == AUTO_BACKEND:
+        return name
+    if name not in BACKENDS:
+        raise ValueError(
+            f"unknown backend {backend!r}; use one of {', '.join((*BACKENDS, AUTO_BACKEND))}"
+        )
+    return name
+
+
 def backend_key_suffix(backend: str) -> str:
-    """The suffix a backend adds to the model key: ``""`` when exact, ``"+bf16"`` when not."""
+    """The suffix a backend adds to the model key: ``""`` when exact, ``"+bf16"`` or
+    ``"+int8"`` when not."""
     return _KEY_SUFFIX[validate_backend(backend)]
 
 
 def model_key_for(spec_key: str, backend: str) -> str:
     """The embedding-cache key of a model run with a backend (``spec_key`` plus its suffix)."""
     return f"{spec_key}{backend_key_suffix(backend)}"
+
+
+def default_backend_cache_dir() -> Path:
+    """Where exported models are kept: ``$Q16_BACKEND_CACHE`` or ``~/.cache/q16-curator/backends``."""
+    configured = os.environ.get("Q16_BACKEND_CACHE", "")
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".cache" / "q16-curator" / "backends"
+
+
+def safe_dirname(key: str) -> str:
+    """A model key as one folder name."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", key)
+
+
+def _cpu_info() -> tuple[str, set[str]]:
+    name, flags = "", set[str]()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and not name:
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:  # not Linux: the signature is then just the platform's
+        import platform
+
+        name = platform.processor() or platform.machine()
+    return name, flags
+
+
+def cpu_signature() -> dict[str, Any]:
+    """This CPU's model name and the instruction-set flags that matter to the backends."""
+    name, flags = _cpu_info()
+    return {"cpu": name, "flags": [flag for flag in CPU_FLAGS_OF_INTEREST if flag in flags]}
+
+
+def backend_choice_path(spec_key: str, cache_dir: str | Path | None = None) -> Path:
+    """Where ``auto``'s choice for a model on this CPU class is recorded."""
+    root = Path(cache_dir) if cache_dir is not None else default_backend_cache_dir()
+    signature = cpu_signature()
+    cpu_id = hashlib.sha256(json.dumps(signature, sort_keys=True).encode()).hexdigest()[:12]
+    return root / safe_dirname(spec_key) / f"auto-choice-{cpu_id}.json"
+
+
+def read_backend_choice(
+    spec_key: str, cache_dir: str | Path | None = None
+) -> dict[str, Any] | None:
+    """The recorded ``auto`` choice for a model on this CPU class, or None before the first one.
+
+    Torch-free: the web process reads it to know the model key the workers score under.
+    """
+    path = backend_choice_path(spec_key, cache_dir)
+    try:
+        choice = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(choice, dict) or choice.get("backend") not in BACKENDS:
+        return None
+    return choice
 
 
 @functools.lru_cache(maxsize=64)
