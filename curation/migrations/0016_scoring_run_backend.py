@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("curation", "0010_embedding_shards"),
+        ("curation", "0015_hash_banks"),
     ]
 
     operations = [
