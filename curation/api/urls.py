@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import bank_views, views
+from . import bank_views, export_views, views
 from .reviewers import DatasetReviewersApi
 
 urlpatterns = [
@@ -76,11 +76,11 @@ urlpatterns = [
         bank_views.HashBankMatchesApi.as_view(),
         name="api-hash-bank-matches",
     ),
-    path("exports/", views.ExportListApi.as_view(), name="api-exports"),
-    path("exports/<int:export_id>/", views.ExportDetailApi.as_view(), name="api-export"),
+    path("exports/", export_views.ExportListApi.as_view(), name="api-exports"),
+    path("exports/<int:export_id>/", export_views.ExportDetailApi.as_view(), name="api-export"),
     path(
         "exports/<int:export_id>/download/",
-        views.ExportDownloadApi.as_view(),
+        export_views.ExportDownloadApi.as_view(),
         name="api-export-download",
     ),
 ]

@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
@@ -26,7 +25,6 @@ from django.utils import timezone
 from curation.errors import NotAllowed, ValidationFailed
 from curation.models import BankMatch, Dataset, Score
 from curation.selectors import dataset_latest_run, visible_dataset_ids
-from curation.services.embeddings import cached_vectors
 from reviewer.models import (
     Decision,
     ReviewItem,
@@ -34,6 +32,7 @@ from reviewer.models import (
 )
 from reviewer.selectors.verdicts import latest_decision_subquery
 from reviewer.services.exposure import exposure_break_check
+from reviewer.services.uncertain import uncertain_items_create
 
 # The most items one batch (grid view) leases at once.
 MAX_BATCH = 60
@@ -55,18 +54,6 @@ AUDIT_TRIES = 4
 
 # Randomness of the audit sample (and of the learn mode's interleaving); tests may seed it.
 audit_random = random.Random()
-
-
-# Unflagged images the uncertain queue makes items of at once (when fewer than a batch's
-# worth wait), and the candidates it reads per wanted item (for the diversity rule).
-UNCERTAIN_BATCH = 32
-
-
-UNCERTAIN_CANDIDATES = 4
-
-
-# Embedding cosine at or above which two images count as near-copies (the diversity rule).
-NEAR_COPY_COSINE = 0.95
 
 
 @dataclass(frozen=True)
@@ -229,91 +216,6 @@ def _held_or_lease_one(
     return [item_id for item_id, was_held in rows if was_held], [item_id for item_id, _ in rows]
 
 
-def _near_copy_filter(
-    candidates: list[tuple[int, float, str]], *, kept: list[str], model_key: str, dim: int
-) -> list[tuple[int, float, str]]:
-    """The candidates (image, score, sha256), in order, without those whose embedding is
-    a near-copy of one kept before them or of the `kept` hashes (already in the queue)."""
-    vectors = cached_vectors(
-        model_key=model_key, dim=dim, hashes=[sha for *_, sha in candidates] + kept
-    )
-    chosen: list[np.ndarray] = [
-        vectors[sha] / max(float(np.linalg.norm(vectors[sha])), 1e-12)
-        for sha in kept
-        if sha in vectors
-    ]
-    picked = []
-    for image_id, p, sha in candidates:
-        vector = vectors.get(sha)
-        if vector is None:
-            picked.append((image_id, p, sha))
-            continue
-        unit = vector / max(float(np.linalg.norm(vector)), 1e-12)
-        if chosen and float(np.max(np.stack(chosen) @ unit)) >= NEAR_COPY_COSINE:
-            continue
-        chosen.append(unit)
-        picked.append((image_id, p, sha))
-    return picked
-
-
-def _uncertain_items_create(*, dataset: Dataset, wanted: int) -> int:
-    """Keep at least `wanted` free uncertain items pending: when fewer wait, make items of the
-    next UNCERTAIN_BATCH (at least `wanted`) unflagged images of the latest run nearest the
-    threshold that have no item yet, skipping near-copies when the dataset's
-    uncertain_diverse rule is on. Returns how many it made."""
-    run = dataset_latest_run(dataset=dataset)
-    if run is None:
-        return 0
-    now = timezone.now()
-    waiting = ReviewItem.objects.filter(
-        dataset=dataset, state=ReviewItem.State.PENDING, is_uncertain=True, score__lt=run.threshold
-    ).filter(_lease_is_free(now))
-    if waiting.count() >= wanted:
-        return 0
-    count = max(UNCERTAIN_BATCH, wanted)
-    diverse = (
-        ReviewSettings.objects.filter(dataset=dataset)
-        .values_list("uncertain_diverse", flat=True)
-        .first()
-    )
-    diverse = True if diverse is None else diverse
-    has_item = ReviewItem.objects.filter(image_id=OuterRef("image_id"))
-    rows = list(
-        Score.objects.filter(run=run, p_inappropriate__lt=run.threshold)
-        .exclude(Exists(has_item))
-        .order_by("-p_inappropriate", "image_id")
-        .values_list("image_id", "p_inappropriate", "image__sha256")[
-            : count * (UNCERTAIN_CANDIDATES if diverse else 1)
-        ]
-    )
-    if not rows:
-        return 0
-    if diverse:
-        kept = list(
-            waiting.order_by("margin", "id").values_list("image__sha256", flat=True)[
-                :UNCERTAIN_BATCH
-            ]
-        )
-        rows = _near_copy_filter(
-            rows, kept=kept, model_key=run.model_key, dim=run.prompt_version.dim
-        )
-    created = ReviewItem.objects.bulk_create(
-        [
-            ReviewItem(
-                dataset=dataset,
-                image_id=image_id,
-                score=p,
-                margin=abs(p - run.threshold),
-                run=run,
-                is_uncertain=True,
-            )  # fmt: skip
-            for image_id, p, _ in rows[:count]
-        ],
-        ignore_conflicts=True,
-    )
-    return len(created)
-
-
 def _uncertain_wanted(*, mode: str, filters: QueueFilters) -> bool:
     """Whether the queue reaches below the threshold: the uncertain and learn modes over one
     dataset's pending items, unnarrowed (a score range, folder or category narrows the queue
@@ -352,7 +254,7 @@ def _lease_learn(
     ids = list(held)
     wanted = sum(audit_random.random() < share for _ in range(limit - len(ids)))
     if wanted:
-        _uncertain_items_create(dataset=dataset, wanted=wanted)
+        uncertain_items_create(dataset=dataset, wanted=wanted)
         ids += _lease(
             candidates=candidates.order_by("margin", "id"), reviewer=reviewer, count=wanted,
             now=now, expires=expires,
@@ -362,7 +264,7 @@ def _lease_learn(
             candidates=candidates.order_by("-score", "id"), reviewer=reviewer,
             count=limit - len(ids), now=now, expires=expires,
         )  # fmt: skip
-    if len(ids) < limit and _uncertain_items_create(dataset=dataset, wanted=limit - len(ids)):
+    if len(ids) < limit and uncertain_items_create(dataset=dataset, wanted=limit - len(ids)):
         # The flagged part is done: the rest of the batch comes from below the threshold.
         ids += _lease(
             candidates=candidates.order_by("margin", "id"), reviewer=reviewer,
@@ -546,7 +448,7 @@ def review_item_batch(
     share = _audit_share(mode=mode, filters=filters)
     uncertain = _uncertain_wanted(mode=mode, filters=filters)
     if uncertain and mode == "uncertain" and filters.dataset is not None:
-        _uncertain_items_create(dataset=filters.dataset, wanted=limit)
+        uncertain_items_create(dataset=filters.dataset, wanted=limit)
     if mode == "learn" and uncertain and filters.dataset is not None:
         held, ids = _lease_learn(
             candidates=candidates, held_items=held_items, dataset=filters.dataset,

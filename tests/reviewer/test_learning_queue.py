@@ -10,6 +10,7 @@ from curation.errors import ValidationFailed
 from curation.services.embeddings import embeddings_store
 from reviewer.models import Decision, ReviewItem
 from reviewer.services import queue as queue_services
+from reviewer.services import uncertain as uncertain_services
 from reviewer.services.decisions import review_decision_record
 from reviewer.services.items import review_items_sync
 from reviewer.services.queue import QueueFilters, review_item_batch, review_item_next
@@ -41,7 +42,7 @@ def test_uncertain_mode_reaches_below_the_threshold(reviewer_user):
 
 
 def test_uncertain_items_are_made_a_batch_at_a_time(reviewer_user, monkeypatch):
-    monkeypatch.setattr(queue_services, "UNCERTAIN_BATCH", 3)
+    monkeypatch.setattr(uncertain_services, "UNCERTAIN_BATCH", 3)
     scores = [0.9] + [0.49 - 0.01 * i for i in range(10)]
     dataset, _, images = make_dataset(scores, threshold=0.5)
     item = review_item_next(
