@@ -26,7 +26,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_SECRET_KEY ?= test-secret-key-not-for-production
 TEST_DATA_DIR ?= $(CURDIR)/var/test
 
-.PHONY: help install run test lint bench bench-review bench-rescore-pg bench-labels clean migrate worker web
+.PHONY: help install run test lint bench bench-review bench-rescore-pg bench-indexing bench-labels clean migrate worker web
 
 help: ## List the targets
 	@echo "Q16 Curator targets:"
@@ -102,6 +102,9 @@ bench-review: $(STAMP) ## Review latency at 1M images on PostgreSQL (python -m b
 
 bench-rescore-pg: $(STAMP) ## Rescore 100,000 and 1,000,000 from shards on PostgreSQL, two processes (python -m bench.rescore_pg)
 	$(PY) -m bench.rescore_pg $(BENCH_ARGS)
+
+bench-indexing: $(STAMP) ## Indexing files/s from a folder, local shards and an S3 server (python -m bench.indexing)
+	$(PY) -m bench.indexing $(BENCH_ARGS)
 
 bench-labels: $(STAMP) ## Verdicts per queue strategy through the real services (python -m bench.labels)
 	$(PY) -m bench.labels $(BENCH_ARGS)

@@ -94,7 +94,8 @@ class Image(models.Model):
     sha256 = models.CharField(max_length=64, blank=True, db_index=True)
     phash = models.CharField(max_length=16, blank=True)
     # PDQ (hex, 256 bits) for matching shared hash banks; quality under 50 is unreliable.
-    pdq = models.CharField(max_length=64, blank=True, default="")
+    # A database default too: rows written by raw inserts (bulk loaders) leave it empty.
+    pdq = models.CharField(max_length=64, blank=True, default="", db_default="")
     pdq_quality = models.PositiveSmallIntegerField(null=True, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)

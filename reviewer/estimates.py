@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import curve_fit
-from scipy.stats import binomtest
+from scipy.stats import binomtest, norm
 from sklearn.metrics import cohen_kappa_score
 
 # Bootstrap replicates, and the seed that makes the intervals the same on every page load.
@@ -90,6 +90,28 @@ def _interval(values: np.ndarray) -> tuple[float | None, float | None]:
     return float(low), float(high)
 
 
+def _kish_size(weights: np.ndarray) -> float:
+    """Kish's effective sample size of weighted observations: (sum w)^2 / sum w^2."""
+    square = float((weights**2).sum())
+    return float(weights.sum()) ** 2 / square if square > 0 else 0.0
+
+
+def _widened(
+    low: float | None, high: float | None, estimate: float | None, size: float
+) -> tuple[float | None, float | None]:
+    """The bootstrap interval, never narrower than a Wilson interval at the estimate with
+    Kish's effective size: a bootstrap over strata of one or two reviewed images has no
+    spread and would claim certainty that four verdicts cannot give."""
+    if estimate is None or size <= 0 or low is None or high is None:
+        return low, high
+    z = float(norm.ppf(0.975))
+    centre = (estimate + z * z / (2 * size)) / (1 + z * z / size)
+    half = (z / (1 + z * z / size)) * np.sqrt(
+        estimate * (1 - estimate) / size + z * z / (4 * size * size)
+    )
+    return min(low, max(0.0, centre - half)), max(high, min(1.0, centre + half))
+
+
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
 
@@ -99,8 +121,8 @@ class StratifiedEstimator:
 
     For each stratum h with n_h reviewed images, a stratum total of a per-image quantity q is
     N_h * mean_h(q); a replicate resamples each stratum's images with replacement. A stratum
-    of one reviewed image adds no spread: the interval then understates the uncertainty of
-    thinly reviewed score bins (the count each estimate rests on is shown with it).
+    of one reviewed image adds no spread, so the precision and recall intervals are widened
+    to at least a Wilson interval at Kish's effective sample size.
     """
 
     def __init__(self, sample: WeightedSample, thresholds: Sequence[float]) -> None:
@@ -172,17 +194,30 @@ class StratifiedEstimator:
             rep_precision = rep_hits / rep_above
             rep_recall = rep_hits / rep_positives[:, None]
         recall_defined = self.n_per_stratum[self.sample.unflagged_stratum] > 0
+        # Each reviewed image stands for population_h / n_h images of its stratum.
+        weights = self.population[self.strata] / np.maximum(self.n_per_stratum[self.strata], 1)
+        positive = self.labels > 0
         rows: list[dict[str, float | int | None]] = []
         for j, threshold in enumerate(self.thresholds):
-            p_low, p_high = _interval(rep_precision[:, j])
-            r_low, r_high = _interval(rep_recall[:, j]) if recall_defined else (None, None)
+            precision = _ratio(float(hits[j]), float(above[j]))
+            recall = _ratio(float(hits[j]), float(positives)) if recall_defined else None
+            p_low, p_high = _widened(
+                *_interval(rep_precision[:, j]),
+                precision,
+                _kish_size(weights[self.scores >= threshold]),
+            )
+            r_low, r_high = (
+                _widened(*_interval(rep_recall[:, j]), recall, _kish_size(weights[positive]))
+                if recall_defined
+                else (None, None)
+            )
             rows.append(
                 {
                     "threshold": float(threshold),
-                    "precision": _ratio(float(hits[j]), float(above[j])),
+                    "precision": precision,
                     "precision_low": p_low,
                     "precision_high": p_high,
-                    "recall": _ratio(float(hits[j]), float(positives)) if recall_defined else None,
+                    "recall": recall,
                     "recall_low": r_low,
                     "recall_high": r_high,
                     "n_reviewed_above": int((self.scores >= threshold).sum()),

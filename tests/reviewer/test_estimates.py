@@ -164,3 +164,20 @@ def test_learning_curve_forecast_finds_where_the_curve_flattens():
     assert forecast.more_verdicts == max(0, forecast.flat_at - 800)
     short = learning_curve_forecast([50, 100], [0.3, 0.4], current=100)
     assert short.flat_at is None and "at least 3" in short.reason
+
+
+def test_four_verdicts_in_four_bins_never_claim_a_point_interval():
+    # One reviewed image per score bin: the stratified bootstrap has no spread at all.
+    sample = WeightedSample(
+        scores=np.array([0.55, 0.65, 0.75, 0.85]),
+        labels=np.array([0, 1, 0, 1]),
+        strata=np.array([11, 13, 15, 17]),
+        population=np.array([0] * 11 + [3, 0, 3, 0, 3, 0, 3, 0, 0] + [100]),
+        unflagged_stratum=BINS,
+    )
+    row = StratifiedEstimator(sample, [0.5]).precision_recall()[0]
+    assert row["precision"] == pytest.approx(0.5)
+    low, high = wilson_interval(2, 4)
+    # At least as wide as a simple random sample of four would be.
+    assert row["precision_low"] <= low + 1e-9 and row["precision_high"] >= high - 1e-9
+    assert row["precision_high"] - row["precision_low"] > 0.4
