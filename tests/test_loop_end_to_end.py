@@ -209,11 +209,12 @@ def test_import_score_review_train_activate_export(
             rows = list(csv.DictReader(io.StringIO(body)))
         else:
             payload = json.loads(body)
-            assert payload["prompt_version_id"] == trained.pk
+            assert payload["provenance"]["prompt_version"]["id"] == trained.pk
             rows = payload["rows"]
         assert {(row["sha256"], row["path"]) for row in rows} == expected
         assert {row["verdict"] for row in rows} == {"inappropriate"}
-        assert all(str(row["prompt_version_id"]) == str(trained.pk) for row in rows)
+        assert all(row["prompt_version"] == trained.name for row in rows)
+        assert all(str(row["run"]) == str(rescore_run.pk) for row in rows)
         assert all(row["phash"] and row["score"] not in (None, "") for row in rows)
 
     # The worker loaded the model once for all its tasks (text tower, chunks), not per task.

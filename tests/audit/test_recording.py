@@ -333,6 +333,7 @@ def test_exports_through_the_form_and_the_api(web, api, admin_user, scored, data
     assert event.after == {
         "dataset": dataset.pk, "format": "csv", "scope": "flagged", "run": scored.pk,
         "prompt_version": scored.prompt_version_id, "threshold": 0.6,
+        "filters": {}, "copy_kind": "", "copy_target": "", "copy_mode": "copy",
     }  # fmt: skip
     response = api.post("/api/exports/", {"dataset": dataset.pk, "format": "json"}, format="json")
     assert response.status_code == 201

@@ -187,7 +187,7 @@ def test_dataset_page_numbers_preview_and_live_run(page, admin, scored, shots):
     page.evaluate("window.__marker = 1")
     run_row = page.locator(f"#run-{running.pk}")
     # An export finishing: its download link appears without a reload.
-    download = page.locator(f"#export-{export.pk} a[download]")
+    download = page.locator(f"#export-{export.pk} a[data-href-field=download_url]")
     expect(download).to_be_hidden()
     Export.objects.filter(pk=export.pk).update(
         state=Export.State.SUCCEEDED, rows=4, file_path="/nonexistent", finished_at=timezone.now()

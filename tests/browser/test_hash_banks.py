@@ -31,6 +31,11 @@ def no_horizontal_overflow(page) -> None:
 
 
 def thumbs_whole_and_blurred(page, blurred: bool) -> int:
+    # Thumbnails are made on first request: wait until each has loaded (or failed).
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.bank-match-thumb img')].every(i => i.complete)",
+        timeout=30_000,
+    )
     boxes = page.evaluate(
         """() => [...document.querySelectorAll('.bank-match-thumb img')].map(img => {
             const box = img.parentElement.getBoundingClientRect();

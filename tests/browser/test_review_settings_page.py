@@ -113,6 +113,7 @@ def test_bad_input_shows_inline_errors_and_keeps_what_was_typed(page, admin, rev
     page.fill("#id_near_duplicate_distance", "12")
     page.fill("#id_audit_share_percent", "80")
     page.check("#id_auto_retrain")
+    page.fill("#id_auto_retrain_every", "")  # pre-filled with the default: clear it
     first = page.locator("#category-rows tbody tr").first.locator("input[name$='-name']")
     second = page.locator("#category-rows tbody tr").nth(1).locator("input[name$='-name']")
     second.fill(first.input_value())

@@ -111,7 +111,7 @@ def test_a_second_look_is_accepted_and_counts_for_agreement(
             "#agreement-table tbody tr",
             "rows => rows.map(r => Array.from(r.cells).map(c => c.textContent.trim()))",
         )
-        assert rows == [["rita", "sam", "1.00", "3"]]
+        assert rows == [["rita", "sam", "1.00", "1.000 – 1.000", "3"]]
         shoot(stats, "second-look-agreement")
     finally:
         stats.context.close()

@@ -59,7 +59,9 @@ def test_an_agreeing_second_look_is_recorded_counts_for_agreement_and_changes_no
     # The decision is A's, category included; B's second look is for agreement.
     assert latest_verdicts(dataset_id=dataset.pk) == {images[0].pk: ("inappropriate", "weapons")}
     agreement = review_agreement(dataset_id=dataset.pk)
-    assert agreement["pairs"] == [{"a": "a", "b": "b", "kappa": None, "n": 1}]
+    assert agreement["pairs"] == [
+        {"a": "a", "b": "b", "kappa": None, "low": None, "high": None, "n": 1}
+    ]
     # Nobody gets the same second look twice.
     assert second_look_lease(b, dataset) is None
 

@@ -164,6 +164,7 @@ MATRIX: tuple[Case, ...] = (
     api("api-hash-bank-entries", "put", (401, 403, 403, 415), args=("bank",)),
     api("api-hash-bank-matches", "get", ADMIN_ONLY_API, args=("bank",)),
     api("api-dataset-review-stats", "get", ADMIN_ONLY_API, args=("dataset",)),
+    api("api-dataset-class-stats", "get", ADMIN_ONLY_API, args=("dataset",)),
     api("api-image-history", "get", ADMIN_ONLY_API, args=("image",)),
     api("api-review-dataset-settings", "get", ADMIN_ONLY_API, args=("dataset",)),
     api("api-review-dataset-settings", "put", ADMIN_ONLY_API, args=("dataset",)),

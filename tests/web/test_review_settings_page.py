@@ -40,6 +40,7 @@ def form_data(categories=("weapons", "self-harm"), **overrides) -> dict:
         "required_verdicts": "1",
         "near_duplicate_distance": "6",
         "audit_share_percent": "0",
+        "learn_uncertain_percent": "50",
         "auto_retrain_every": "",
         "pinned_version": "",
         "category-TOTAL_FORMS": str(len(categories)),
