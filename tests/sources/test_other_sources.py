@@ -238,3 +238,14 @@ def test_remote_webdataset_shard_on_s3(s3):
     from worker.engine.locators import read_image_bytes
 
     assert read_image_bytes(image_source(images["r2"])) == files.jpeg(color=(200, 30, 30))
+
+
+def test_a_new_datasets_files_folder_starts_empty(settings, tmp_path):
+    from curation.services.sources.common import dataset_files_root
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    leftover = tmp_path / "datasets" / "4242" / "0000000-stale.png"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(files.png())
+    assert dataset_files_root(4242) == str(tmp_path / "datasets" / "4242")
+    assert not leftover.exists()  # not imported into the new dataset with the same id

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import fsspec
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
@@ -104,11 +106,22 @@ def refresh_import_counts(dataset: Dataset, *, total_is_processed: bool = False)
 
 
 def dataset_files_root(dataset_pk: int) -> str:
-    """Where an import's own files go (extracted archives, URL downloads): MEDIA_ROOT/
+    """Where a new import's own files go (extracted archives, URL downloads): MEDIA_ROOT/
     datasets/<pk> on local storage, the bucket's media/datasets/<pk> (an s3:// URL) with
-    Q16_STORAGE=s3, so that a worker on another machine reads them through the bucket."""
+    Q16_STORAGE=s3, so that a worker on another machine reads them through the bucket.
+
+    The folder is emptied first: files left there under the same id (a database restored
+    or recreated while the media stayed) belong to no dataset and must not be imported."""
     name = f"datasets/{dataset_pk}"
-    return storage_folder_url(MEDIA, name) or str(Path(settings.MEDIA_ROOT) / name)
+    url = storage_folder_url(MEDIA, name)
+    if url is None:
+        root = Path(settings.MEDIA_ROOT) / name
+        shutil.rmtree(root, ignore_errors=True)
+        return str(root)
+    filesystem, path = fsspec.core.url_to_fs(url)
+    if filesystem.exists(path):
+        filesystem.rm(path, recursive=True)
+    return url
 
 
 def dataset_file_writer(dataset: Dataset) -> Callable[[str, bytes], None]:
