@@ -40,6 +40,8 @@ UNWEIGHTED = -1
 FLAT_GAIN_PER_100 = 0.005
 # Active review time: gaps between one reviewer's verdicts longer than this are breaks.
 ACTIVE_GAP_SECONDS = 300.0
+# The least active review time a reviewer's rate is measured from.
+MIN_ACTIVE_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,9 @@ def active_review_rate(times_by_reviewer: dict[str, list[float]]) -> dict[str, f
             continue
         gaps = np.diff(ordered)
         active = float(np.minimum(gaps, ACTIVE_GAP_SECONDS).sum())
-        if active > 0:
+        # A rate from seconds of work (verdicts saved in a burst, a bulk action) would
+        # forecast a queue of thousands in no time: not measured yet.
+        if active >= MIN_ACTIVE_SECONDS:
             per_reviewer[name] = (ordered.size - 1) / active * 3600.0
     team = sum(per_reviewer.values()) if per_reviewer else None
     return {"team_per_hour": team, **{f"reviewer:{k}": v for k, v in per_reviewer.items()}}

@@ -160,14 +160,18 @@
   }
 
   function renderForecast(forecast) {
+    function duration(hours) {
+      if (hours < 1) return num(Math.max(1, Math.round(hours * 60)), 0) + " minutes";
+      return num(hours, 1) + " hours";
+    }
     var body = $("forecast-body");
     body.textContent = "";
     forecast = forecast || {};
     var rate = forecast.verdicts_per_hour;
     body.appendChild(el("p", null, rate
       ? "At the reviewers' measured " + num(rate, 0) + " verdicts per hour of active review, the " +
-        num(forecast.pending) + " waiting items take about " + num(forecast.queue_hours, 1) + " hours."
-      : "No review rate measured yet (it needs two verdicts by one reviewer in the last 14 days)."));
+        num(forecast.pending) + " waiting items take about " + duration(forecast.queue_hours) + "."
+      : "No review rate measured yet (it needs two minutes of one reviewer's verdicts in the last 14 days)."));
     var curve = forecast.learning_curve || {};
     body.appendChild(el("p", null, curve.flat_at_verdicts
       ? "Learning curve (" + num(curve.points) + " trained versions): held-out F1 levels off near " +
@@ -239,7 +243,7 @@
     if (p.flagged !== undefined) {
       $("precision-note").textContent = "Estimated share of flagged images that are offensive: " + num(p.n) +
         " reviewed flagged images weighted by score bin (their bins hold " + num(p.flagged_covered) + " of the " +
-        num(p.flagged) + " flagged; the other bins count as the nearest reviewed one), 95 % bootstrap interval.";
+        num(p.flagged) + " flagged; the other bins count as the nearest reviewed one), 95 % bootstrap interval, never narrower than a Wilson interval at the effective sample size.";
     }
     var r = data.recall || {};
     renderInterval("recall", r.estimate, r.low, r.high, r.n_audited, "audited images (recall needs the audit sample)");

@@ -181,3 +181,9 @@ def test_four_verdicts_in_four_bins_never_claim_a_point_interval():
     # At least as wide as a simple random sample of four would be.
     assert row["precision_low"] <= low + 1e-6 and row["precision_high"] >= high - 1e-6
     assert row["precision_high"] - row["precision_low"] > 0.4
+
+
+def test_a_burst_of_verdicts_gives_no_rate():
+    # Twenty verdicts within four seconds (a bulk action): no review rate, so no forecast.
+    rates = active_review_rate({"ann": [i * 0.2 for i in range(20)]})
+    assert rates["team_per_hour"] is None
