@@ -26,7 +26,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_SECRET_KEY ?= test-secret-key-not-for-production
 TEST_DATA_DIR ?= $(CURDIR)/var/test
 
-.PHONY: help install run test lint bench bench-review bench-rescore-pg bench-indexing bench-labels clean migrate worker web
+.PHONY: help install run test lint bench bench-review bench-rescore-pg bench-indexing bench-workers bench-labels clean migrate worker web
 
 help: ## List the targets
 	@echo "Q16 Curator targets:"
@@ -105,6 +105,9 @@ bench-rescore-pg: $(STAMP) ## Rescore 100,000 and 1,000,000 from shards on Postg
 
 bench-indexing: $(STAMP) ## Indexing files/s from a folder, local shards and an S3 server (python -m bench.indexing)
 	$(PY) -m bench.indexing $(BENCH_ARGS)
+
+bench-workers: $(STAMP) ## Scoring throughput with one and two Celery worker processes (python -m bench.scoring_workers)
+	$(PY) -m bench.scoring_workers $(BENCH_ARGS)
 
 bench-labels: $(STAMP) ## Verdicts per queue strategy through the real services (python -m bench.labels)
 	$(PY) -m bench.labels $(BENCH_ARGS)

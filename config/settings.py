@@ -381,6 +381,7 @@ CELERY_TASK_ROUTES = {
     "worker.tasks.run_prompt_job": {"queue": Q16_CPU_QUEUE},
     "worker.tasks.build_export": {"queue": Q16_CPU_QUEUE},
     "worker.tasks.match_hash_bank": {"queue": Q16_CPU_QUEUE},
+    "worker.tasks.match_dataset_banks": {"queue": Q16_CPU_QUEUE},
     "worker.tasks.recover_stalled_work": {"queue": Q16_CPU_QUEUE},
 }
 # Task events, so that Flower can follow the workers (docs/deployment.md): workers report each

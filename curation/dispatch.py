@@ -25,6 +25,8 @@ RUN_PROMPT_JOB = "worker.tasks.run_prompt_job"
 BUILD_EXPORT = "worker.tasks.build_export"
 # Match one hash bank against every dataset (after it was imported or changed).
 MATCH_HASH_BANK = "worker.tasks.match_hash_bank"
+# Match one dataset against every bank (when its import has finished).
+MATCH_DATASET_BANKS = "worker.tasks.match_dataset_banks"
 RECOVER_STALLED_WORK = "worker.tasks.recover_stalled_work"
 
 TASK_NAMES = (
@@ -36,6 +38,7 @@ TASK_NAMES = (
     RUN_PROMPT_JOB,
     BUILD_EXPORT,
     MATCH_HASH_BANK,
+    MATCH_DATASET_BANKS,
     RECOVER_STALLED_WORK,
 )
 

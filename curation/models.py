@@ -57,6 +57,9 @@ class Dataset(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     import_started_at = models.DateTimeField(null=True, blank=True)
     import_finished_at = models.DateTimeField(null=True, blank=True)
+    # When a match against every hash bank last started (banks changed after it make the
+    # dataset's matches stale: a scoring run then matches again before it starts).
+    banks_matched_at = models.DateTimeField(null=True, blank=True)
     # Last sign of life of the import (queued, a batch recorded): recovery re-queues an
     # import whose task was lost only when this is old (curation.services.recovery).
     heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -164,6 +164,11 @@ def match_hash_bank(bank_id: int) -> None:
     )
 
 
+@shared_task(base=ServiceTask)
+def match_dataset_banks(dataset_id: int) -> None:
+    banks.bank_match_dataset_task(dataset_id=dataset_id)
+
+
 @shared_task(ignore_result=True)
 def recover_stalled_work(stall_seconds: int | None = None) -> dict:
     """Re-queue runs, imports and prompt jobs whose tasks were lost (beat and worker start)."""

@@ -311,15 +311,18 @@ def bank_match_dataset(*, dataset: Dataset, bank_ids: list[int] | None = None) -
     app retires the pending items of every matched image and requeues those of images that
     match no bank any more, in the same transaction. Safe to run at any time and twice.
     """
+    started = timezone.now()
     if (
         not HashBankEntry.objects.exists()
         and not BankMatch.objects.filter(dataset=dataset).exists()
     ):
+        _mark_matched(dataset=dataset, bank_ids=bank_ids, started=started)
         return BankMatchReport(0, 0, 0)  # no banks at all: the common case
     best = bank_matches_compute(dataset=dataset, bank_ids=bank_ids)
     with transaction.atomic():
         # One writer per dataset at a time (an import's end and a bank's task may meet).
         Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
+        _mark_matched(dataset=dataset, bank_ids=bank_ids, started=started)
         existing = BankMatch.objects.filter(dataset=dataset)
         if bank_ids is not None:
             existing = existing.filter(bank_id__in=bank_ids)
@@ -375,6 +378,40 @@ def bank_match_dataset(*, dataset: Dataset, bank_ids: list[int] | None = None) -
             "dataset %s: %s bank matches added, %s removed", dataset.pk, len(added), len(stale)
         )
     return BankMatchReport(len(matched_images), len(added), len(stale))
+
+
+def _mark_matched(*, dataset: Dataset, bank_ids: list[int] | None, started) -> None:
+    """Record that the dataset's matches are current as of `started`: after a match against
+    every bank, or against some when every other bank is unchanged since the last full one."""
+    if bank_ids is not None:
+        last = Dataset.objects.filter(pk=dataset.pk).values_list("banks_matched_at", flat=True)
+        previous = last.first()
+        if (
+            previous is None
+            or HashBank.objects.exclude(pk__in=bank_ids).filter(updated_at__gt=previous).exists()
+        ):
+            return
+    Dataset.objects.filter(pk=dataset.pk).update(banks_matched_at=started)
+    dataset.banks_matched_at = started
+
+
+def bank_matches_current(*, dataset: Dataset) -> bool:
+    """Whether the dataset was matched against every bank since any of them last changed."""
+    matched_at = (
+        Dataset.objects.filter(pk=dataset.pk).values_list("banks_matched_at", flat=True).first()
+    )
+    if matched_at is None:
+        return False
+    return not HashBank.objects.filter(updated_at__gt=matched_at).exists()
+
+
+def bank_match_dataset_task(*, dataset_id: int) -> int:
+    """A dataset's match against every bank, queued when its import finishes (outside the
+    import's transaction: a large bank takes minutes); returns the images matched."""
+    dataset = Dataset.objects.filter(pk=dataset_id).first()
+    if dataset is None:
+        return 0
+    return bank_match_dataset(dataset=dataset).matched_images
 
 
 def bank_match_all_datasets(*, bank_id: int) -> int:

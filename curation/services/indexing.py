@@ -37,7 +37,6 @@ from django.utils import timezone
 
 from curation import dispatch
 from curation.models import Dataset, Image, ImportChunk
-from curation.services import banks
 from curation.services.archives import ArchiveError
 from curation.services.sources.common import (
     IMPORT_BATCH,
@@ -403,7 +402,10 @@ def dataset_indexing_finished(*, dataset: Dataset) -> None:
     logger.info(
         "imported dataset %s: %s files, %s failed", dataset.pk, dataset.total, dataset.failed
     )
-    banks.bank_match_dataset(dataset=dataset)  # known-bad images are marked before any review
+    # Known-bad images are marked before any review: by this task, queued outside the
+    # import's transaction (a large bank takes minutes), or by the first scoring run's
+    # start when that comes first (scoring_run_start matches when the matches are stale).
+    dispatch.send_on_commit(dispatch.MATCH_DATASET_BANKS, [dataset.pk])
 
 
 def index_chunk_fail(*, chunk_id: int, reason: str) -> None:

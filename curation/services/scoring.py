@@ -23,7 +23,7 @@ from audit.services import audit_record
 from curation import dispatch
 from curation.errors import StateConflict, ValidationFailed
 from curation.models import Dataset, Image, PromptVersion, ScoringChunk, ScoringRun
-from curation.services.banks import bank_match_dataset
+from curation.services.banks import bank_match_dataset, bank_matches_current
 from curation.services.job_states import ACTIVE_STATES, job_cancel, job_check_resumable
 from worker.engine.scoring import threshold_error
 
@@ -54,7 +54,9 @@ def scoring_run_start(
         chunk_size = settings.Q16_RESCORE_CHUNK_SIZE if rescore else settings.Q16_CHUNK_SIZE
     if chunk_size < 1:
         raise ValidationFailed("The chunk size must be positive.")
-    bank_match_dataset(dataset=dataset)  # banks may have grown since the import: match again
+    if not bank_matches_current(dataset=dataset):
+        # Not matched since the import, or a bank changed since: match before any review.
+        bank_match_dataset(dataset=dataset)
 
     with transaction.atomic():
         image_ids = list(

@@ -155,7 +155,8 @@ def test_create_replace_and_delete_are_audited(two_datasets, admin_user):
 
 def test_matching_without_banks_is_a_no_op(two_datasets, django_assert_max_num_queries):
     source, _ = two_datasets
-    with django_assert_max_num_queries(2):
+    # Two existence checks and the one UPDATE that records the dataset as matched.
+    with django_assert_max_num_queries(3):
         assert bank_match_dataset(dataset=source).matched_images == 0
 
 
@@ -168,7 +169,11 @@ def test_exact_phash_entries_still_match_at_distance_zero(two_datasets):
     assert matched(source) == {"original-3.png": ("phash", 0)}
 
 
-def test_an_import_matches_against_the_banks_that_exist(tmp_path):
+def test_an_import_matches_against_the_banks_that_exist(
+    tmp_path, django_capture_on_commit_callbacks
+):
+    from celery import current_app
+
     from tests.banks.conftest import import_folder, textured_image
 
     folder = tmp_path / "late"
@@ -179,8 +184,20 @@ def test_an_import_matches_against_the_banks_that_exist(tmp_path):
 
     known = sha256((folder / "known.png").read_bytes()).hexdigest()
     bank_create(name="earlier", data=f"{known}\n".encode(), kind="sha256")
-    dataset = import_folder("late", folder)  # no explicit matching call
+    eager = current_app.conf.task_always_eager
+    current_app.conf.task_always_eager = True  # the queued match runs here, through dispatch
+    try:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            dataset = import_folder("late", folder)  # no explicit matching call
+        # Queued for after the import's transaction, not matched inside it.
+        assert matched(dataset) == {}
+        for callback in callbacks:
+            callback()
+    finally:
+        current_app.conf.task_always_eager = eager
     assert matched(dataset) == {"known.png": ("sha256", 0)}
+    dataset.refresh_from_db()
+    assert dataset.banks_matched_at is not None
 
 
 def test_creating_a_bank_queues_the_matching_of_every_dataset(
