@@ -23,7 +23,7 @@ from curation.services.prompt_versions import prompt_vectors
 from curation.services.prompt_zero_shot import prompt_version_create_zero_shot
 from labels.selectors import labelled_embeddings
 from worker.engine.evaluation.splits import content_hash_split
-from worker.engine.metrics import classification_metrics
+from worker.engine.metrics import classification_metrics, paired_worse_share
 from worker.engine.scoring import inappropriate_probability
 from worker.engine.store import prompts_to_bytes
 from worker.engine.tuning import train_prompts
@@ -153,7 +153,18 @@ def prompt_version_train(
     active = active_prompt_version(model_key=parent.model_key)
     if active is not None:
         metrics["active_id"] = active.pk
-        metrics["active_heldout"] = _evaluate(prompt_vectors(active), held_x, held_y)
+        active_vectors = prompt_vectors(active)
+        metrics["active_heldout"] = _evaluate(active_vectors, held_x, held_y)
+        # How sure the held-out verdicts are that the candidate is worse (the policy
+        # activates a candidate the set cannot tell from the active version).
+        metrics["active_comparison"] = {
+            "measure": "average_precision",
+            "worse_share": paired_worse_share(
+                held_y,
+                inappropriate_probability(held_x, result.prompts),
+                inappropriate_probability(held_x, active_vectors),
+            ),
+        }
     version = PromptVersion(
         name=name.strip() or f"trained on {dataset.name}",
         model_key=parent.model_key,

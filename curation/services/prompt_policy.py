@@ -5,6 +5,12 @@ held-out verdicts, and never for a dataset pinned to a version. "As good" is mea
 average precision of the inappropriate class where both have it (threshold-free, so steadier
 than F1 on the few offensive held-out images early on; with a few per cent offensive,
 accuracy says little), else F1, else accuracy (metrics that predate them).
+
+A lower held-out AP counts as worse only when the held-out verdicts are sure of it: on a few
+dozen verdicts the higher AP is often luck, and a lucky version would lock out every better
+successor (make bench-labels showed the curves stall). Training records the share of paired
+bootstrap resamples on which the candidate's AP is below the active one's; a candidate is
+refused when that share is at least WORSE_CONFIDENCE.
 """
 
 from __future__ import annotations
@@ -30,6 +36,48 @@ DEFAULT_RETRAIN_EVERY = 50
 
 # The held-out figures a candidate is compared on, the first both versions have.
 COMPARED_MEASURES = ("average_precision", "f1", "accuracy")
+
+# Refuse a candidate with a lower held-out AP when at least this share of paired bootstrap
+# resamples of the held-out verdicts agree that it is lower.
+WORSE_CONFIDENCE = 0.9
+
+
+def _worse_share(metrics: dict, *, measure: str) -> float | None:
+    """The recorded bootstrap share of resamples with the candidate below the active
+    version on this measure (None when training recorded none for it)."""
+    comparison = metrics.get("active_comparison") or {}
+    return comparison.get("worse_share") if comparison.get("measure") == measure else None
+
+
+def _refusal(
+    metrics: dict, measure: str, candidate: float | None, active: float | None
+) -> str | None:
+    """Why the candidate stays inactive, or None: it has no figure to compare, or a lower
+    one that the held-out verdicts confirm (any lower one, without a recorded comparison)."""
+    if active is None:
+        return None
+    worse = "the candidate is worse than the active version on held-out verdicts"
+    if candidate is None:
+        return worse
+    if candidate >= active:
+        return None
+    share = _worse_share(metrics, measure=measure)
+    if share is None:
+        return worse
+    return f"{worse} (in {share:.0%} of resamples)" if share >= WORSE_CONFIDENCE else None
+
+
+def _acceptance(metrics: dict, measure: str, candidate: float | None, active: float | None) -> str:
+    """Why an activated candidate went live."""
+    if active is None:
+        return "no active version to compare with"
+    if candidate is not None and candidate < active:
+        share = _worse_share(metrics, measure=measure) or 0.0
+        return (
+            f"lower held-out {measure} ({candidate:.3f} vs {active:.3f}), but the held-out "
+            f"verdicts cannot tell them apart (worse in {share:.0%} of resamples)"
+        )
+    return "at least as good as the active version on held-out verdicts"
 
 
 def prompt_policy_update(
@@ -152,13 +200,12 @@ def prompt_policy_apply(*, job_id: int) -> PromptJob:
                 active_f1=(metrics.get("active_heldout") or {}).get("f1"),
                 compared_on=measure,
                 n_heldout=metrics.get("n_heldout"),
+                worse_share=_worse_share(metrics, measure=measure),
             )
             if pinned is not None:
                 decision["reason"] = f"the dataset is pinned to version {pinned}"
-            elif active is not None and (candidate is None or candidate < active):
-                decision["reason"] = (
-                    "the candidate is worse than the active version on held-out verdicts"
-                )
+            elif (refusal := _refusal(metrics, measure, candidate, active)) is not None:
+                decision["reason"] = refusal
             else:
                 compared = "no active version" if active is None else f"active version {active}"
                 reason = (
@@ -173,11 +220,7 @@ def prompt_policy_apply(*, job_id: int) -> PromptJob:
                 else:
                     decision["activated"] = True
                     decision["rescore_runs"] = [run.pk for run in runs]
-                    decision["reason"] = (
-                        "no active version to compare with"
-                        if active is None
-                        else "at least as good as the active version on held-out verdicts"
-                    )
+                    decision["reason"] = _acceptance(metrics, measure, candidate, active)
         policy.update(decision)
         job.options = {**(job.options or {}), "policy": policy}
         job.save(update_fields=["options"])

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SMALL = SimConfig(
     images=400, test_images=300, dim=64, positive_share=0.1, separation=0.15, budget=40,
-    retrain_every=20, checkpoints=(20, 40),
+    random_budget=40, retrain_every=20, checkpoints=(20, 40),
 )  # fmt: skip
 
 
@@ -54,5 +54,36 @@ def test_the_simulated_loop_runs_through_the_services(eager, admin_user):
         ).count()
     )
     summary = summarise(results, all_f1=0.8, budget=SMALL.budget)
+    assert (
+        summary["verdicts_needed"]["random"] is None or summary["verdicts_needed"]["random"] <= 40
+    )
     assert set(summary["verdicts_needed"]) == {"random", "learn"}
     assert "random" in table(results, summary, SMALL.checkpoints)
+
+
+def test_highest_score_first_covers_the_whole_dataset_in_score_order(eager, admin_user):
+    """The score strategy's run flags every image (each is a review item), and the queue
+    serves them highest score first."""
+    from reviewer.models import Decision, ReviewItem
+
+    config = SimConfig(
+        images=200, test_images=100, dim=32, positive_share=0.1, separation=0.15, budget=30,
+        retrain_every=1000, checkpoints=(30,),
+    )  # fmt: skip
+    result = run_strategy("score", synthetic_data(config), config, reviewer=admin_user)
+    assert result.verdicts == 30 and not result.stopped
+    assert ReviewItem.objects.count() == 200
+    scores = list(Decision.objects.order_by("id").values_list("item__score", flat=True))
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_random_order_stops_once_it_reaches_the_target(eager, admin_user):
+    config = SimConfig(
+        images=300, test_images=100, dim=32, positive_share=0.1, separation=0.15, budget=20,
+        random_budget=200, retrain_every=20, checkpoints=(20,),
+    )  # fmt: skip
+    result = run_strategy(
+        "random", synthetic_data(config), config, reviewer=admin_user, stop_at_f1=0.0
+    )
+    # Measured at the first retrain at or after the others' budget, then stopped.
+    assert result.verdicts == 20 and result.stopped == "reached the target"

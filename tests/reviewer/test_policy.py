@@ -42,8 +42,9 @@ def separable_dataset(*, active_vectors):
     return dataset, run, images, version
 
 
-def review_all(images, user, callbacks):
-    for i, image in enumerate(images):
+def review_all(images, user, callbacks, *, first: int = 0):
+    """A verdict on each image; its index in the dataset (first + position) picks the class."""
+    for i, image in enumerate(images, start=first):
         with callbacks(execute=True):
             review_decision_record(
                 item_id=item_of(image).pk, reviewer=user,
@@ -63,7 +64,12 @@ def test_after_n_verdicts_a_training_job_runs_and_a_better_candidate_goes_live(
     review_all(images[: N_IMAGES - 1], reviewer_user, django_capture_on_commit_callbacks)
     assert not PromptJob.objects.exists()
     assert ReviewSettings.objects.get(dataset=dataset).verdicts_since_retrain == N_IMAGES - 1
-    review_all(images[N_IMAGES - 1 :], reviewer_user, django_capture_on_commit_callbacks)
+    review_all(
+        images[N_IMAGES - 1 :],
+        reviewer_user,
+        django_capture_on_commit_callbacks,
+        first=N_IMAGES - 1,
+    )
 
     job = PromptJob.objects.get()
     assert job.kind == PromptJob.Kind.TRAIN and job.parent_id == active.pk
@@ -98,11 +104,21 @@ def test_pinned_dataset_trains_from_the_pinned_version_but_never_activates(
     assert PromptVersion.objects.get(is_active=True).pk == active.pk
 
 
-def _finished_job(dataset, parent, *, candidate: float, active: float | None) -> PromptJob:
-    metrics = {"heldout": {"accuracy": candidate}, "n_heldout": 10}
+def _finished_job(
+    dataset,
+    parent,
+    *,
+    candidate: float,
+    active: float | None,
+    measure: str = "accuracy",
+    worse_share: float | None = None,
+) -> PromptJob:
+    metrics: dict = {"heldout": {measure: candidate}, "n_heldout": 10}
     if active is not None:
-        metrics["active_heldout"] = {"accuracy": active}
+        metrics["active_heldout"] = {measure: active}
         metrics["active_id"] = parent.pk
+    if worse_share is not None:
+        metrics["active_comparison"] = {"measure": measure, "worse_share": worse_share}
     version = make_version(name="candidate", source=PromptVersion.Source.TRAINED, metrics=metrics)
     return PromptJob.objects.create(
         kind=PromptJob.Kind.TRAIN, model_key=parent.model_key, dataset=dataset, parent=parent,
@@ -119,6 +135,38 @@ def test_a_worse_candidate_is_not_activated(django_capture_on_commit_callbacks):
     policy = job.options["policy"]
     assert policy["activated"] is False and "worse" in policy["reason"]
     assert (policy["candidate_accuracy"], policy["active_accuracy"]) == (0.7, 0.8)
+    assert PromptVersion.objects.get(is_active=True).pk == active.pk
+
+
+def test_a_lower_ap_the_heldout_verdicts_cannot_confirm_is_activated(
+    django_capture_on_commit_callbacks,
+):
+    active = make_version(name="active", is_active=True)
+    dataset, _, _ = make_dataset([0.9], version=active)
+    job = _finished_job(
+        dataset, active, candidate=0.55, active=0.6, measure="average_precision",
+        worse_share=0.6,
+    )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=False):
+        policy = prompt_policy_apply(job_id=job.pk).options["policy"]
+    assert policy["activated"] is True and policy["worse_share"] == 0.6
+    assert "cannot tell them apart (worse in 60% of resamples)" in policy["reason"]
+    assert PromptVersion.objects.get(is_active=True).pk == job.result_id
+
+
+def test_a_lower_ap_the_heldout_verdicts_confirm_is_refused(django_capture_on_commit_callbacks):
+    active = make_version(name="active", is_active=True)
+    dataset, _, _ = make_dataset([0.9], version=active)
+    job = _finished_job(
+        dataset, active, candidate=0.4, active=0.6, measure="average_precision",
+        worse_share=0.95,
+    )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=False):
+        policy = prompt_policy_apply(job_id=job.pk).options["policy"]
+    assert policy["activated"] is False
+    assert policy["reason"].endswith(
+        "worse than the active version on held-out verdicts (in 95% of resamples)"
+    )
     assert PromptVersion.objects.get(is_active=True).pk == active.pk
 
 

@@ -86,3 +86,37 @@ def stratified_split(
     train_idx = np.sort(np.concatenate(train)).astype(np.int64) if train else empty
     test_idx = np.sort(np.concatenate(test)).astype(np.int64) if test else empty
     return train_idx, test_idx
+
+
+def paired_worse_share(
+    labels: np.ndarray,
+    candidate: np.ndarray,
+    incumbent: np.ndarray,
+    *,
+    resamples: int = 400,
+    seed: int = 0,
+) -> float | None:
+    """The share of paired bootstrap resamples of these held-out verdicts on which the
+    candidate's average precision is below the incumbent's (None without both classes).
+
+    A small held-out set makes "higher AP" a coin toss: a version that was lucky on it
+    would lock out every better successor. A share near 1 says the candidate is worse
+    with confidence; near 0.5, the set cannot tell them apart.
+    """
+    from sklearn.metrics import average_precision_score
+
+    y = np.asarray(labels)
+    if not y.size or not 0 < int(y.sum()) < y.size:
+        return None
+    rng = np.random.default_rng(seed)
+    worse = counted = 0
+    for _ in range(resamples):
+        pick = rng.integers(0, y.size, y.size)
+        sample = y[pick]
+        if not 0 < int(sample.sum()) < sample.size:
+            continue  # a resample with one class has no AP
+        counted += 1
+        worse += average_precision_score(sample, candidate[pick]) < average_precision_score(
+            sample, incumbent[pick]
+        )
+    return worse / counted if counted else None
