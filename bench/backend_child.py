@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     djangoenv.setup(work, fresh=False)
 
     from bench.end_to_end import bench_end_to_end
-    from bench.forward import bench_model
+    from bench.forward import bench_model, bench_pipeline_interleaved
     from curation.models import Dataset
     from worker.engine.clip import ModelSpec, load_clip
 
@@ -95,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
             scores=np.array([kept["scores"][i] for i in ids], dtype=np.float64),
         )
         out["kept"] = str(saved)
+        if "model" in sections and calibration:
+            # The pipeline against the forward alone, interleaved, on the same files.
+            out["model_paired"] = bench_pipeline_interleaved(
+                clip, calibration, step=clip.cpu_forward_batch or args.batch_size or 64
+            )
     out["other_modules_loaded"] = sorted(
         name for name in ("openvino", "nncf") if name in sys.modules
     )

@@ -18,8 +18,10 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def bench_model(clip: Any, batch_sizes: list[int], repeats: int = 2) -> dict[str, Any]:
-    """Forward alone on ready tensors: the best images/s over the batch sizes."""
+def bench_model(clip: Any, batch_sizes: list[int], repeats: int = 3) -> dict[str, Any]:
+    """Forward alone on ready tensors: images/s of the median of `repeats` timings per batch
+    size (not the best: a VM's speed drifts, and the best of a few overstates it), and the
+    batch size where that is highest."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
@@ -28,14 +30,61 @@ def bench_model(clip: Any, batch_sizes: list[int], repeats: int = 2) -> dict[str
     by_size: dict[str, float] = {}
     for batch in batch_sizes:
         x = torch.randn(batch, 3, size, size, generator=generator)
-        best = min(timed(partial(clip.encode_image_batch, x)) for _ in range(repeats))
-        by_size[str(batch)] = batch / best
+        median = float(
+            np.median([timed(partial(clip.encode_image_batch, x)) for _ in range(repeats)])
+        )
+        by_size[str(batch)] = batch / median
     best_size = max(by_size, key=lambda k: by_size[k])
     return {
         "images_per_second": by_size[best_size],
         "best_batch_size": int(best_size),
         "by_batch_size": by_size,
     }
+
+
+def bench_pipeline_interleaved(
+    clip: Any, files: list[Path], *, step: int, rounds: int = 0
+) -> dict[str, Any]:
+    """The pipeline (decode + forward, :func:`encode_files`) against the forward alone on the
+    same images, interleaved: each round encodes the next two steps of files, then runs the
+    forward alone on those images' ready tensors. A shared VM's speed drifts 10-20 % over
+    minutes, so sections measured minutes apart cannot show a 5 % difference; rounds
+    seconds apart share the drift.
+
+    Returns the summed seconds of each side and their ratio (forward / pipeline: 1.0 means
+    the pipeline runs at the speed of the forward alone), and the pipeline's own forward
+    share."""
+    import torch
+
+    from worker.engine.images import load_rgb
+    from worker.engine.pipeline import encode_files
+
+    per_round = 2 * step
+    rounds = rounds or max(1, len(files) // per_round)
+    pipeline_s = forward_s = forward_in_pipeline_s = 0.0
+    images = 0
+    for index in range(rounds):
+        batch = files[(index * per_round) % len(files) :][:per_round]
+        started = time.perf_counter()
+        result = encode_files(clip, batch, batch_size=step)
+        pipeline_s += time.perf_counter() - started
+        forward_in_pipeline_s += result.timings.get("forward", 0.0)
+        tensors = torch.stack(
+            [clip.preprocess(load_rgb(path, target_size=clip.image_size)) for path in batch]
+        )
+        started = time.perf_counter()
+        for start in range(0, len(batch), step):
+            clip.encode_image_batch(tensors[start : start + step])
+        forward_s += time.perf_counter() - started
+        images += len(result.ok_indices)
+    return {"images": images, "rounds": rounds, "step": step,
+            "pipeline_seconds": pipeline_s, "forward_seconds": forward_s,
+            "images_per_second": images / forward_s,
+            "pipeline_images_per_second": images / pipeline_s,
+            "pipeline_over_forward": forward_s / pipeline_s,
+            # The share of the pipeline's own time in its forward (the rest: waiting on
+            # decode, stacking): drift-free, but blind to a forward slowed by decoding.
+            "forward_share_of_pipeline": forward_in_pipeline_s / pipeline_s}  # fmt: skip
 
 
 def bench_naive(clip: Any, paths: list[Path], prompts: np.ndarray) -> dict[str, Any]:

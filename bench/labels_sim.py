@@ -4,8 +4,8 @@ Synthetic CLIP-like embeddings (unit vectors, two overlapping classes, a few per
 offensive, clusters of near-copies) are stored as a dataset's cached embeddings and scored
 by a weak "zero-shot" prompt version. An oracle reviewer (wrong with a set probability)
 then takes items from a queue mode and records verdicts; the dataset's auto-retrain policy
-trains a candidate every N verdicts, activates it when it is at least as good on held-out
-verdicts, and the activation rescores the dataset, so the queue follows the new scores.
+trains a candidate every N verdicts, activates it unless held-out verdicts show it
+worse, and the activation rescores the dataset, so the queue follows the new scores.
 Everything runs through the services (review_item_next, review_decision_record, the prompt
 job, prompt_policy_apply, prompt_version_activate, the rescore tasks), with Celery eager:
 in production the training runs on a worker and the reviewer does not wait for it.

@@ -2,7 +2,9 @@
 
 Sections (see README.md, "Benchmarks"):
 
-- ``model``: image-encoder forward on ready tensors, best batch size, per backend.
+- ``model``: image-encoder forward on ready tensors, best batch size, per backend; and
+  ``model_paired``, the forward alone over as many tensors as end_to_end encodes, in its
+  steps, measured just after it in the same process (the end-to-end ratio's reference).
 - ``end_to_end``: JPEG files -> stored scores through the scoring service a Celery
   task calls (``scoring_run_start`` + ``scoring_chunk_process``), per backend.
 - ``naive``: the paper repository's loop (open, preprocess, forward at batch 1, softmax).
@@ -247,16 +249,18 @@ def main(argv: list[str] | None = None) -> int:
                 runner.errors[f"backend {backend}"] = f"{type(exc).__name__}: {exc}"
                 sys.stderr.write(f"[bench]   {backend} failed: {exc}\n")
         return {
-            name: {k: v for k, v in child.items() if k not in ("model", "end_to_end")}
+            name: {
+                k: v for k, v in child.items() if k not in ("model", "end_to_end", "model_paired")
+            }
             for name, child in children.items()
         }
 
     if child_sections:
         runner.section("backends", isolated, always=True)
-    for name in child_sections:
-        runner.results[name] = {
-            backend: child[name] for backend, child in children.items() if name in child
-        }
+    for name in [*child_sections, "model_paired"]:
+        by_backend = {backend: child[name] for backend, child in children.items() if name in child}
+        if by_backend:
+            runner.results[name] = by_backend
 
     def naive() -> dict[str, Any]:
         from curation.models import PromptVersion

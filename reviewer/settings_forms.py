@@ -67,7 +67,7 @@ class ReviewSettingsForm(forms.Form):
         min_value=1,
         max_value=MAX_RETRAIN_EVERY,
         help_text="A candidate is trained after this many new verdicts and goes live only "
-        "when it is at least as good on held-out verdicts.",
+        "unless held-out verdicts show it worse than the live version.",
     )
     pinned_version = PromptVersionChoiceField(
         label="Pinned prompt version",

@@ -1,7 +1,7 @@
 """The automatic-retrain policy: after every N verdicts, train a candidate; keep it if better.
 
-A candidate goes live only when it is at least as good as the active version on the same
-held-out verdicts, and never for a dataset pinned to a version. "As good" is measured by the
+A candidate goes live unless the same held-out verdicts show it worse than the active
+version, and never for a dataset pinned to a version. "As good" is measured by the
 average precision of the inappropriate class where both have it (threshold-free, so steadier
 than F1 on the few offensive held-out images early on; with a few per cent offensive,
 accuracy says little), else F1, else accuracy (metrics that predate them).

@@ -31,9 +31,10 @@ def broker_without_worker(redis_url, monkeypatch):
     client.flushdb()
 
 
-def _queued_messages(client: redis.Redis) -> int:
-    """Tasks waiting in any queue (gpu: the chunks; cpu: the rest), every priority."""
-    return sum(client.llen(key) for queue in queue_names() for key in queue_keys(queue))
+def _queued_messages(client: redis.Redis, queues: tuple[str, ...] | None = None) -> int:
+    """Tasks waiting in these queues (default all; gpu: the chunks; cpu: the rest), every
+    priority."""
+    return sum(client.llen(key) for queue in (queues or queue_names()) for key in queue_keys(queue))
 
 
 def _call(*args: str) -> str:
@@ -77,7 +78,8 @@ def test_score_queue_without_worker_says_so_quickly(
     assert time.monotonic() - started < 20
     run = ScoringRun.objects.get(dataset__name="unscored")
     assert run.state == ScoringRun.State.PENDING
-    assert _queued_messages(broker_without_worker) == run.chunks_total
+    # The chunks wait on the gpu queue (the import's bank match waits on the cpu queue).
+    assert _queued_messages(broker_without_worker, ("gpu",)) == run.chunks_total
 
 
 def test_follow_row_keeps_waiting_while_a_worker_answers(monkeypatch):
