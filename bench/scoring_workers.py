@@ -77,7 +77,7 @@ def _score_once(
 ) -> dict[str, Any]:
     from django.db.models import Count
 
-    from curation.models import Image, Score, ScoringChunk, ScoringRun
+    from curation.models import Embedding, Image, Score, ScoringChunk, ScoringRun
     from curation.services.scoring import scoring_run_start
 
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -92,6 +92,8 @@ def _score_once(
             dataset=dataset, prompt_version=version, threshold=0.5, chunk_size=chunk
         )
         _wait(warm.pk)
+        # Emptied, or the measured run would read the warm-up's embeddings, not encode.
+        Embedding.objects.filter(model_key=warm.model_key).delete()
         run = scoring_run_start(
             dataset=dataset, prompt_version=version, threshold=0.5, chunk_size=chunk
         )
@@ -104,6 +106,8 @@ def _score_once(
     scored = Score.objects.filter(run=run).values("image").distinct().count()
     if scored != images or Score.objects.filter(run=run).count() != images:
         raise RuntimeError(f"{scored} of {images} images scored once")
+    if run.encoded != images:
+        raise RuntimeError(f"{run.encoded} of {images} images encoded (the cache was not empty)")
     chunks = ScoringChunk.objects.filter(run=run)
     started = min(c.started_at for c in chunks if c.started_at)
     finished = max(c.finished_at for c in chunks if c.finished_at)
