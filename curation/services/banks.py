@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -380,7 +381,7 @@ def bank_match_dataset(*, dataset: Dataset, bank_ids: list[int] | None = None) -
     return BankMatchReport(len(matched_images), len(added), len(stale))
 
 
-def _mark_matched(*, dataset: Dataset, bank_ids: list[int] | None, started) -> None:
+def _mark_matched(*, dataset: Dataset, bank_ids: list[int] | None, started: datetime) -> None:
     """Record that the dataset's matches are current as of `started`: after a match against
     every bank, or against some when every other bank is unchanged since the last full one."""
     if bank_ids is not None:
