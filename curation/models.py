@@ -425,13 +425,15 @@ class ScoringChunk(models.Model):
 
 
 class Score(models.Model):
-    # No index of its own: the (run, image) unique index leads with the run, and one index
-    # fewer is a sixth off every score write (a million per run).
+    # The (run, image) pair is the primary key: no id column, whose sequence and index
+    # cost a third of every score write (a million per rescore), and a run's scores are
+    # read and replaced by image range, which this key orders.
     # No database foreign keys (db_constraint=False) on either reference: PostgreSQL checks
     # each one per inserted row with a row lock on the referenced row, which measured as
     # much as the insert itself, twice, at a million rows per rescore. The ORM still
     # cascades deletes; a score whose run went away mid-write (a dataset deleted while a
     # chunk committed) is removed by curation.services.orphans.
+    pk = models.CompositePrimaryKey("run", "image")
     run = models.ForeignKey(
         ScoringRun,
         on_delete=models.CASCADE,
@@ -439,16 +441,12 @@ class Score(models.Model):
         db_index=False,
         db_constraint=False,
     )
+    # Indexed on its own for the cascade from an image (a dataset's deletion).
     image = models.ForeignKey(
         Image, on_delete=models.CASCADE, related_name="scores", db_constraint=False
     )
     # p[1] of DESIGN.md section 1: probability that the image is inappropriate.
     p_inappropriate = models.FloatField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["run", "image"], name="score_unique_per_run"),
-        ]
 
     def __str__(self) -> str:
         return f"{self.image_id}: {self.p_inappropriate:.3f} (run {self.run_id})"

@@ -126,7 +126,7 @@ def run_score_bins(*, run: ScoringRun, bins: int = SCORE_BINS) -> list[int]:
             )
         )
         .values("bin")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("image_id"))
         .order_by()
     )
     for row in rows:

@@ -19,12 +19,12 @@ from typing import NamedTuple
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
 from curation import dispatch
-from curation.bulk import copy_in_columns, select_columns
+from curation.bulk import copy_in_columns, jit_off, select_columns
 from curation.hooks import chunk_scored
 from curation.models import Embedding, EmbeddingShard, Image, Score, ScoringChunk, ScoringRun
 from curation.services.embeddings import (
@@ -197,7 +197,7 @@ def _write_chunk(
     t0: float,
 ) -> ScoringChunk:
     """The chunk's final transaction: scores, review items, DONE and the run's counters."""
-    with transaction.atomic():
+    with jit_off():
         locked = ScoringChunk.objects.select_for_update().get(pk=chunk.pk)
         if locked.state == ScoringChunk.State.DONE:
             return locked  # a duplicate delivery finished first
@@ -435,7 +435,10 @@ def _file_source(root: str, image: ChunkImage) -> Path | ImageLocator:
 def _add_chunk_to_run(
     *, run_id: int, processed: int, failed: int, flagged: int, encoded: int, timings: dict
 ) -> None:
-    run = ScoringRun.objects.select_for_update().get(pk=run_id)
+    # FOR NO KEY UPDATE: the counters are not a key, and a plain FOR UPDATE would block
+    # every other chunk's review-item writes (their run_id foreign key takes a KEY SHARE
+    # lock on this row) until this chunk commits.
+    run = ScoringRun.objects.select_for_update(no_key=True).get(pk=run_id)
     if run.state == ScoringRun.State.CANCELLED:
         # Cancelled since the chunk started: roll the whole chunk back. (A failed run keeps
         # the chunk: a resume then has one chunk fewer to redo.)

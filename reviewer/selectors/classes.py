@@ -49,8 +49,8 @@ def dataset_class_stats(
             .exclude(image__class_label="")
             .values("image__class_label")
             .annotate(
-                scored=Count("id"),
-                flagged=Count("id", filter=Q(p_inappropriate__gte=run.threshold)),
+                scored=Count("image_id"),
+                flagged=Count("image_id", filter=Q(p_inappropriate__gte=run.threshold)),
             )
             .order_by()
         ):

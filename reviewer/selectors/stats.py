@@ -172,7 +172,7 @@ def _score_histogram(
                 )
             )
             .values("bin")
-            .annotate(n=Count("id"))
+            .annotate(n=Count("image_id"))
             .order_by()
         ):
             totals[max(0, int(row["bin"]))] += row["n"]
@@ -208,7 +208,7 @@ def _flagged_bin_population(run: ScoringRun | None) -> list[int]:
             )
         )
         .values("bin")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("image_id"))
         .order_by()
     ):
         population[max(0, int(row["bin"]))] += row["n"]

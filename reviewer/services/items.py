@@ -123,21 +123,32 @@ def _sync_set_based(*, run: ScoringRun, first_image_id: int, last_image_id: int)
 def _drop_stale_uncertain(*, run: ScoringRun, first_image_id: int, last_image_id: int) -> None:
     """Uncertain items still below the threshold that nobody holds or decided are dropped.
 
-    Through the ORM, not raw SQL: reveals keep a nullable reference to the item that
-    Django clears on delete (the uncertain items of a range are few, 32 made at a time).
+    The range's uncertain items are found first, on their own (a range scan of the
+    range's items; usually none): given the score and verdict conditions in the same
+    statement, the planner may start from the scores and take a tenth of a second per
+    20,000-image chunk, the largest cost of a rescore's review-item sync. Through the
+    ORM, not raw SQL: reveals keep a nullable reference to the item that Django clears
+    on delete.
     """
+    candidates = list(
+        ReviewItem.objects.filter(
+            dataset_id=run.dataset_id,
+            image_id__gte=first_image_id,
+            image_id__lte=last_image_id,
+            state=ReviewItem.State.PENDING,
+            is_uncertain=True,
+        ).values_list("pk", flat=True)
+    )
+    if not candidates:
+        return
     below = Score.objects.filter(run_id=run.pk, image_id=OuterRef("image_id")).filter(
         Q(p_inappropriate__lt=run.threshold) | Q(p_inappropriate=float("nan"))
     )
-    ReviewItem.objects.filter(
-        dataset_id=run.dataset_id,
-        image_id__gte=first_image_id,
-        image_id__lte=last_image_id,
-        state=ReviewItem.State.PENDING,
-        is_uncertain=True,
-    ).filter(Q(leased_by__isnull=True) | Q(lease_expires_at__lt=timezone.now())).filter(
-        Exists(below)
-    ).exclude(Exists(Decision.objects.filter(item_id=OuterRef("pk")))).delete()
+    ReviewItem.objects.filter(pk__in=candidates, state=ReviewItem.State.PENDING).filter(
+        Q(leased_by__isnull=True) | Q(lease_expires_at__lt=timezone.now())
+    ).filter(Exists(below)).exclude(
+        Exists(Decision.objects.filter(item_id=OuterRef("pk")))
+    ).delete()
 
 
 def _sync_row_by_row(

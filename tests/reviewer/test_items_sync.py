@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from curation.bulk import insert_rows, update_rows
-from curation.models import Score
+from curation.models import Image, Score
 from curation.services.chunks import _replace_scores
 from reviewer.models import ReviewItem
 from reviewer.services.items import review_items_sync, review_items_sync_stored
@@ -146,13 +146,13 @@ def test_insert_rows_upserts_and_update_rows_sets_by_key():
         images[0].pk: 0.5,
         images[1].pk: 0.75,
     }
-    score_ids = dict(Score.objects.filter(run=run).values_list("image_id", "id"))
+    # update_rows by an id key: the images' dimensions (scores are keyed by run and image).
     update_rows(
-        table=Score._meta.db_table, key="id", columns=["p_inappropriate"],
-        pg_types=["bigint", "float8"], rows=[(score_ids[images[1].pk], 0.125)],
+        table=Image._meta.db_table, key="id", columns=["width"],
+        pg_types=["bigint", "bigint"], rows=[(images[1].pk, 125)],
     )  # fmt: skip
-    assert Score.objects.get(pk=score_ids[images[1].pk]).p_inappropriate == 0.125
-    assert Score.objects.get(pk=score_ids[images[0].pk]).p_inappropriate == 0.5
+    assert Image.objects.get(pk=images[1].pk).width == 125
+    assert Image.objects.get(pk=images[0].pk).width == 8
 
 
 # The same behaviour on SQLite, through the service a rescore uses: a fresh database file.

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from curation.bulk import copy_in_columns, select_columns
+from curation.bulk import copy_in_columns, jit_off, select_columns
 from curation.models import Score
 from curation.services.embeddings import embeddings_store, vectors_from_shard_rows
 from tests.conftest import REPO_ROOT
@@ -53,6 +53,20 @@ def test_copy_in_and_packed_select_round_trip():
         select_columns(sql="SELECT NULL::bigint", params=[], pg_types=["bigint"])
     with pytest.raises(ValueError, match="not text"):
         select_columns(sql="SELECT 'x'", params=[], pg_types=["text"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jit_is_off_inside_the_chunk_statements_and_back_after():
+    if connection.vendor != "postgresql":
+        pytest.skip("JIT is PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute("SET jit = on")
+        with jit_off():
+            cursor.execute("SHOW jit")
+            assert cursor.fetchone() == ("off",)
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone() == ("on",)  # SET LOCAL: the session's setting again
+        cursor.execute("RESET jit")
 
 
 @pytest.mark.django_db
