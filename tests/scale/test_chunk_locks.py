@@ -13,14 +13,14 @@ from curation.models import Score, ScoringRun
 from curation.services.chunks import _add_chunk_to_run
 from reviewer.models import ReviewItem
 from reviewer.services.items import review_items_sync_stored
+from tests.conftest import require
 from tests.reviewer.factories import make_dataset
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_review_item_writes_go_on_while_another_chunk_holds_the_run():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks and foreign-key checks of PostgreSQL")
+    require(connection.vendor == "postgresql", "row locks and foreign-key checks of PostgreSQL")
     dataset, first, images = make_dataset([0.9, 0.8, 0.1, 0.7])
     rescore = ScoringRun.objects.create(
         dataset=dataset, prompt_version=first.prompt_version, model_key=first.model_key,

@@ -14,7 +14,7 @@ from django.db import connection
 from curation.bulk import copy_in_columns, jit_off, select_columns
 from curation.models import Score
 from curation.services.embeddings import embeddings_store, vectors_from_shard_rows
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, require
 from tests.reviewer.factories import make_dataset, sha
 from tests.scale.rescore_scenario import rescore_scattered
 
@@ -57,8 +57,7 @@ def test_copy_in_and_packed_select_round_trip():
 
 @pytest.mark.django_db(transaction=True)
 def test_jit_is_off_inside_the_chunk_statements_and_back_after():
-    if connection.vendor != "postgresql":
-        pytest.skip("JIT is PostgreSQL's")
+    require(connection.vendor == "postgresql", "JIT is PostgreSQL's")
     with connection.cursor() as cursor:
         cursor.execute("SET jit = on")
         with jit_off():
