@@ -3,14 +3,9 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import uuid
-
 import pytest
 
-from tests.conftest import REPO_ROOT, require
+from tests.migrations.harness import run_django_script, scratch_postgres_url
 
 SCRIPT = r"""
 import django
@@ -72,49 +67,19 @@ print("score-primary-key-migration-ok")
 """
 
 
-def _run(database_url: str, data_dir: str) -> str:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": "migrations-test",
-        "Q16_DATA_DIR": data_dir,
-    }
-    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr[-6000:]}"
-    return result.stdout
-
-
 def test_scores_keep_through_the_primary_key_change_on_sqlite(tmp_path):
-    out = _run(f"sqlite:///{tmp_path / 'fresh.sqlite3'}", str(tmp_path / "data"))
+    out = run_django_script(
+        SCRIPT,
+        database_url=f"sqlite:///{tmp_path / 'fresh.sqlite3'}",
+        Q16_DATA_DIR=str(tmp_path / "data"),
+    )
     assert "score-primary-key-migration-ok" in out
 
 
 @pytest.mark.django_db
 def test_scores_keep_through_the_primary_key_change_on_postgresql(tmp_path):
-    from django.db import connection
-
-    db = connection.settings_dict
-    require(db["ENGINE"].endswith("postgresql"), "the test database is not PostgreSQL")
-    import psycopg
-
-    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
-    user, password = db.get("USER") or "", db.get("PASSWORD") or ""
-    name = f"q16_scorepk_{uuid.uuid4().hex[:12]}"
-    admin_dsn = dict(host=host, port=port, user=user, password=password, dbname="postgres")
-    with psycopg.connect(**admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        auth = f"{user}{':' + password if password else ''}@" if user else ""
-        out = _run(f"postgres://{auth}{host}:{port}/{name}", str(tmp_path / "data"))
-        assert "score-primary-key-migration-ok" in out
-    finally:
-        with psycopg.connect(**admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres_url("q16_scorepk") as database_url:
+        out = run_django_script(
+            SCRIPT, database_url=database_url, Q16_DATA_DIR=str(tmp_path / "data")
+        )
+    assert "score-primary-key-migration-ok" in out
