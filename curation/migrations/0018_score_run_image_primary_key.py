@@ -42,20 +42,20 @@ def _sqlite_rebuild(schema_editor, *, with_id: bool) -> None:
         schema_editor.execute(statement)
 
 
-def forwards(apps, schema_editor) -> None:
+def _change_key(schema_editor, *, to_id: bool) -> None:
     if schema_editor.connection.vendor == "postgresql":
-        for statement in _PG_FORWARD:
+        for statement in _PG_BACKWARD if to_id else _PG_FORWARD:
             schema_editor.execute(statement)
     else:
-        _sqlite_rebuild(schema_editor, with_id=False)
+        _sqlite_rebuild(schema_editor, with_id=to_id)
+
+
+def forwards(apps, schema_editor) -> None:
+    _change_key(schema_editor, to_id=False)
 
 
 def backwards(apps, schema_editor) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        for statement in _PG_BACKWARD:
-            schema_editor.execute(statement)
-    else:
-        _sqlite_rebuild(schema_editor, with_id=True)
+    _change_key(schema_editor, to_id=True)
 
 
 class Migration(migrations.Migration):

@@ -1,32 +1,13 @@
-"""What the migration tests share: a Django script in a subprocess (as an operator runs
-`manage.py migrate`) against a fresh database, and a scratch PostgreSQL database."""
+"""What the migration tests share: a scratch PostgreSQL database for a migration script
+(tests.helpers.run_django_script runs it, as an operator runs `manage.py migrate`)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests.conftest import REPO_ROOT, require
-
-
-def run_django_script(code: str, *, database_url: str, **extra_env: str) -> str:
-    """Run ``code`` (which calls django.setup()) with this database; returns its stdout."""
-    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "migrations-test", **extra_env}
-    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr[-6000:]}"
-    return result.stdout
+from tests.conftest import require
 
 
 @contextmanager

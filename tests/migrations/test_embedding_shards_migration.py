@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.migrations.harness import run_django_script, scratch_postgres_url
+from tests.helpers import run_django_script
+from tests.migrations.harness import scratch_postgres_url
 
 SCRIPT = r"""
 import django

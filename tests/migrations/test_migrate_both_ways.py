@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.migrations.harness import run_django_script, scratch_postgres_url
+from tests.helpers import run_django_script
+from tests.migrations.harness import scratch_postgres_url
 
 PROJECT_APPS = ["reviewer", "curation"]  # unapplied in this order (reviewer depends on curation)
 

@@ -4,10 +4,6 @@ and on SQLite (the embedded default, in a subprocess with its own database file)
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from django.utils import timezone
@@ -17,7 +13,7 @@ from curation.models import Image, Score
 from curation.services.chunks import _replace_scores
 from reviewer.models import ReviewItem
 from reviewer.services.items import review_items_sync, review_items_sync_stored
-from tests.conftest import REPO_ROOT
+from tests.helpers import run_django_script
 from tests.reviewer.factories import make_dataset
 
 
@@ -189,20 +185,9 @@ print("sqlite-sync-ok")
 
 
 def test_sync_and_score_upserts_on_sqlite(tmp_path):
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'sync.sqlite3'}",
-        "SECRET_KEY": "sync-test",
-        "Q16_DATA_DIR": str(tmp_path / "data"),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", SQLITE_SCRIPT],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    out = run_django_script(
+        SQLITE_SCRIPT,
+        database_url=f"sqlite:///{tmp_path / 'sync.sqlite3'}",
+        Q16_DATA_DIR=str(tmp_path / "data"),
     )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr[-6000:]}"
-    assert "sqlite-sync-ok" in result.stdout
+    assert "sqlite-sync-ok" in out
